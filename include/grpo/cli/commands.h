@@ -1,0 +1,11 @@
+#pragma once
+// Each CLI subcommand family registers itself on the app; main() parses and runs. Commands throw
+// grpo::InputError (exit 2) or other exceptions (exit 1); only main() prints and exits.
+#include <CLI/CLI.hpp>
+
+namespace grpo::cli {
+
+/// `grpo config check|show|docs`.
+void register_config_commands(CLI::App& app);
+
+}  // namespace grpo::cli

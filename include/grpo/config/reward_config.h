@@ -1,0 +1,173 @@
+#pragma once
+// reward: the weighted reward functions and the code sandbox. Each entry of reward.functions names
+// its kind and takes only that kind's parameters, flat beside name and weight:
+//   reward:
+//     functions:
+//       - {name: format, weight: 0.2, mode: strict}
+//       - {name: math_answer, weight: 1.0, tolerance: 1e-6}
+#include <string>
+#include <vector>
+
+#include "grpo/config/reflect.h"
+
+namespace grpo::config {
+
+enum class RewardKind { FORMAT, MATH_ANSWER, COUNTDOWN, CODE, LANGUAGE_CONSISTENCY, LENGTH };
+template <> struct EnumNames<RewardKind> {
+  static constexpr std::pair<RewardKind, std::string_view> items[] = {
+      {RewardKind::FORMAT, "format"},       {RewardKind::MATH_ANSWER, "math_answer"},
+      {RewardKind::COUNTDOWN, "countdown"}, {RewardKind::CODE, "code"},
+      {RewardKind::LANGUAGE_CONSISTENCY, "language_consistency"}, {RewardKind::LENGTH, "length"}};
+};
+
+enum class FormatMode { STRICT, SOFT };
+template <> struct EnumNames<FormatMode> {
+  static constexpr std::pair<FormatMode, std::string_view> items[] = {{FormatMode::STRICT, "strict"},
+                                                                      {FormatMode::SOFT, "soft"}};
+};
+struct FormatParams {
+  FormatMode mode = FormatMode::STRICT;
+  std::string think_tag = "think";
+  std::string answer_tag = "answer";
+  template <class V> void visit(V& v) {
+    v("mode", mode, "strict: exactly <think>...</think> then <answer>...</answer>, nothing outside; soft: both present, in order.");
+    v("think_tag", think_tag, "Tag name of the reasoning block.");
+    v("answer_tag", answer_tag, "Tag name of the answer block.");
+  }
+};
+
+struct MathAnswerParams {
+  double tolerance = 1e-6;  // relative
+  std::string answer_regex;  // optional: first capture group is the answer
+  std::string reference_field = "answer";
+  template <class V> void visit(V& v) {
+    v("tolerance", tolerance, "Relative tolerance for numeric equality.", at_least(0));
+    v("answer_regex", answer_regex, "Extra RE2 pattern whose first capture group is an answer candidate (last match wins).");
+    v("reference_field", reference_field, "Dataset field holding the reference answer.");
+  }
+};
+
+struct CountdownParams {
+  std::string numbers_field = "nums";
+  std::string target_field = "target";
+  template <class V> void visit(V& v) {
+    v("numbers_field", numbers_field, "Dataset field with the list of numbers to use once each.");
+    v("target_field", target_field, "Dataset field with the target value.");
+  }
+};
+
+enum class CodeLanguage { PYTHON, CPP };
+template <> struct EnumNames<CodeLanguage> {
+  static constexpr std::pair<CodeLanguage, std::string_view> items[] = {{CodeLanguage::PYTHON, "python"},
+                                                                        {CodeLanguage::CPP, "cpp"}};
+};
+enum class CodeScoring { FRACTION, ALL_OR_NOTHING };
+template <> struct EnumNames<CodeScoring> {
+  static constexpr std::pair<CodeScoring, std::string_view> items[] = {{CodeScoring::FRACTION, "fraction"},
+                                                                       {CodeScoring::ALL_OR_NOTHING, "all_or_nothing"}};
+};
+struct CodeParams {
+  CodeLanguage language = CodeLanguage::PYTHON;
+  CodeScoring scoring = CodeScoring::FRACTION;
+  std::string tests_field = "tests";
+  template <class V> void visit(V& v) {
+    v("language", language, "Language of the fenced code block to extract and run.");
+    v("scoring", scoring, "fraction of tests passed, or 1 only when all pass.");
+    v("tests_field", tests_field, "Dataset field with the tests: a list of assert statements, or of {input, output} pairs.");
+  }
+};
+
+struct LanguageConsistencyParams {
+  std::string script = "latin";
+  template <class V> void visit(V& v) {
+    v("script", script, "Target script of the chain of thought: latin, cjk, cyrillic, arabic, devanagari.");
+  }
+};
+
+enum class LengthMode { OVERLONG, COSINE };
+template <> struct EnumNames<LengthMode> {
+  static constexpr std::pair<LengthMode, std::string_view> items[] = {{LengthMode::OVERLONG, "overlong"},
+                                                                      {LengthMode::COSINE, "cosine"}};
+};
+struct LengthParams {
+  LengthMode mode = LengthMode::OVERLONG;
+  int max_length = 256;      // tokens
+  int buffer_length = 64;    // DAPO overlong buffer, tokens
+  template <class V> void visit(V& v) {
+    v("mode", mode, "overlong: DAPO soft overlong punishment; cosine: cosine length scaling.");
+    v("max_length", max_length, "Length (tokens) at which the punishment reaches -1.", at_least(1));
+    v("buffer_length", buffer_length, "DAPO buffer: punishment ramps from 0 to -1 over the last buffer_length tokens.", at_least(0));
+  }
+};
+
+struct RewardFunctionConfig {
+  RewardKind name = RewardKind::FORMAT;
+  double weight = 1.0;
+  FormatParams format;
+  MathAnswerParams math_answer;
+  CountdownParams countdown;
+  CodeParams code;
+  LanguageConsistencyParams language_consistency;
+  LengthParams length;
+
+  // Only the parameters of the named kind are accepted (and dumped): a `mode:` under math_answer
+  // is an unknown key, not silently ignored.
+  template <class V> void visit(V& v) {
+    v("name", name, "Reward function.");
+    v("weight", weight, "Weight in the summed reward.");
+    switch (name) {
+      case RewardKind::FORMAT: format.visit(v); break;
+      case RewardKind::MATH_ANSWER: math_answer.visit(v); break;
+      case RewardKind::COUNTDOWN: countdown.visit(v); break;
+      case RewardKind::CODE: code.visit(v); break;
+      case RewardKind::LANGUAGE_CONSISTENCY: language_consistency.visit(v); break;
+      case RewardKind::LENGTH: length.visit(v); break;
+    }
+  }
+  template <class V> void document_all(V& v) {
+    v("name", name, "Reward function.");
+    v("weight", weight, "Weight in the summed reward.");
+    v("(format)", format, "Parameters when name is format.");
+    v("(math_answer)", math_answer, "Parameters when name is math_answer.");
+    v("(countdown)", countdown, "Parameters when name is countdown.");
+    v("(code)", code, "Parameters when name is code.");
+    v("(language_consistency)", language_consistency, "Parameters when name is language_consistency.");
+    v("(length)", length, "Parameters when name is length.");
+  }
+};
+
+struct SandboxConfig {
+  int num_workers = 2;
+  double wall_time_s = 10.0;
+  double cpu_time_s = 5.0;
+  int memory_mb = 512;        // address space
+  int max_processes = 32;
+  int max_file_size_mb = 16;
+  int max_open_files = 64;
+  int max_output_bytes = 65536;  // per stream
+  std::string python = "python3";
+  std::string cxx = "g++";
+  template <class V> void visit(V& v) {
+    v("num_workers", num_workers, "Programs run at once.", at_least(1));
+    v("wall_time_s", wall_time_s, "Wall-clock limit per program, seconds.", greater_than(0));
+    v("cpu_time_s", cpu_time_s, "CPU-time limit per program, seconds.", greater_than(0));
+    v("memory_mb", memory_mb, "Address-space limit, MiB.", at_least(16));
+    v("max_processes", max_processes, "Processes and threads a program may have.", at_least(1));
+    v("max_file_size_mb", max_file_size_mb, "Largest file a program may write, MiB.", at_least(0));
+    v("max_open_files", max_open_files, "Open file descriptors.", at_least(4));
+    v("max_output_bytes", max_output_bytes, "Captured stdout and stderr, bytes each; the rest is drained and dropped.", at_least(0));
+    v("python", python, "Python 3 interpreter used for python programs.");
+    v("cxx", cxx, "C++ compiler used for cpp programs.");
+  }
+};
+
+struct RewardConfig {
+  std::vector<RewardFunctionConfig> functions;
+  SandboxConfig sandbox;
+  template <class V> void visit(V& v) {
+    v("functions", functions, "Reward functions; the reward is their weighted sum.");
+    v("sandbox", sandbox, "Limits of the sandbox that runs code for the code reward.");
+  }
+};
+
+}  // namespace grpo::config

@@ -1,0 +1,73 @@
+// Cross-field rules: everything a single field's type and range cannot say.
+#include <regex>
+
+#include "grpo/config/config.h"
+#include "grpo/util/log.h"
+
+namespace grpo::config {
+namespace {
+
+[[noreturn]] void bad(const Provenance& prov, const std::string& key, const std::string& msg) {
+  auto it = prov.find(key);
+  SourceLocation where = it != prov.end() ? it->second : SourceLocation{};
+  throw ConfigError(ConfigErrorKind::BAD_VALUE, key, where, msg);
+}
+
+}  // namespace
+
+void validate(const Config& c, const Provenance& prov) {
+  const auto& m = c.model;
+  static const std::regex device_re("^(auto|cpu|cuda|cuda:[0-9]+)$");
+  if (!std::regex_match(m.device, device_re))
+    bad(prov, "model.device", "model.device must be auto, cpu, cuda or cuda:N, got '" + m.device + "'");
+  if (m.num_attention_heads % m.num_key_value_heads != 0)
+    bad(prov, "model.num_key_value_heads",
+        str("model.num_key_value_heads (", m.num_key_value_heads, ") must divide model.num_attention_heads (",
+            m.num_attention_heads, ")"));
+  if (m.head_dim == 0 && m.hidden_size % m.num_attention_heads != 0)
+    bad(prov, "model.hidden_size",
+        str("model.hidden_size (", m.hidden_size, ") must be a multiple of model.num_attention_heads (",
+            m.num_attention_heads, ") when model.head_dim is 0"));
+  if (m.moe.num_experts > 0 && m.moe.num_experts_per_tok > m.moe.num_experts)
+    bad(prov, "model.moe.num_experts_per_tok",
+        str("model.moe.num_experts_per_tok (", m.moe.num_experts_per_tok, ") must be <= model.moe.num_experts (",
+            m.moe.num_experts, ")"));
+  if (m.moe.num_experts > 0 && m.moe.first_k_dense_replace >= m.num_hidden_layers)
+    bad(prov, "model.moe.first_k_dense_replace",
+        str("model.moe.first_k_dense_replace (", m.moe.first_k_dense_replace,
+            ") must be < model.num_hidden_layers (", m.num_hidden_layers, ") for a MoE model"));
+  if (m.path.empty() && c.data.max_prompt_length + c.rollout.max_completion_length > m.max_position_embeddings)
+    bad(prov, "rollout.max_completion_length",
+        str("data.max_prompt_length + rollout.max_completion_length (", c.data.max_prompt_length, " + ",
+            c.rollout.max_completion_length, ") must be <= model.max_position_embeddings (", m.max_position_embeddings,
+            ")"));
+
+  const auto& t = c.trainer;
+  int64_t completions = int64_t(t.per_device_train_batch_size) * t.gradient_accumulation_steps;
+  if (completions % c.grpo.num_generations != 0)
+    bad(prov, "trainer.per_device_train_batch_size",
+        str("trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps (", completions,
+            ") must be a multiple of grpo.num_generations (", c.grpo.num_generations,
+            ") so that every group of completions is whole"));
+
+  for (const auto& [key, value] : {std::pair{"logging.level", c.logging.level}, {"logging.file_level", c.logging.file_level}}) {
+    try {
+      log::parse_level(value);
+    } catch (const InputError&) {
+      bad(prov, key, std::string(key) + " must be one of trace, debug, info, warn, error, off; got '" + value + "'");
+    }
+  }
+  for (size_t i = 0; i < c.logging.report_to.size(); ++i) {
+    const auto& r = c.logging.report_to[i];
+    if (r != "jsonl" && r != "tensorboard")
+      bad(prov, "logging.report_to." + std::to_string(i), "logging.report_to entries must be jsonl or tensorboard, got '" + r + "'");
+  }
+  for (size_t i = 0; i < c.reward.functions.size(); ++i) {
+    const auto& f = c.reward.functions[i];
+    if (f.name == RewardKind::LENGTH && f.length.buffer_length > f.length.max_length)
+      bad(prov, "reward.functions." + std::to_string(i) + ".buffer_length",
+          "reward.functions." + std::to_string(i) + ".buffer_length must be <= max_length");
+  }
+}
+
+}  // namespace grpo::config

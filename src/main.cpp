@@ -1,0 +1,35 @@
+// The `grpo` executable: parses the command line, runs one subcommand, and is the only place that
+// turns exceptions into a message and an exit code (0 ok, 2 bad input or usage, 1 internal error).
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "grpo/cli/commands.h"
+#include "grpo/util/error.h"
+#include "grpo/util/log.h"
+
+#ifndef GRPO_VERSION
+#define GRPO_VERSION "0.1.0"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"grpo: native GRPO training for reasoning LLMs", "grpo"};
+  app.set_version_flag("--version", std::string("grpo ") + GRPO_VERSION);
+  app.require_subcommand(1);
+  grpo::cli::register_config_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const grpo::InputError& e) {
+    std::cerr << "grpo: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "grpo: internal error: " << e.what() << "\n";
+    return 1;
+  }
+  grpo::log::flush();
+  return 0;
+}
