@@ -32,4 +32,5 @@ if [ ! -f "$GRPO_VENV/.grpo-complete" ]; then
   touch "$GRPO_VENV/.grpo-complete"
 fi
 
+"$GRPO_ROOT/scripts/fetch_assets.sh"
 "$GRPO_ROOT/scripts/build.sh"
