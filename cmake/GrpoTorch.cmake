@@ -26,3 +26,9 @@ if(NOT TORCH_CUDA_ARCH_LIST)
 endif()
 find_package(Torch REQUIRED)
 message(STATUS "LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX}")
+
+# libtorch.so from the wheel exports its own (statically linked) copies of std::filesystem
+# functions; when libtorch comes before libstdc++ in an executable's DT_NEEDED list, the dynamic
+# linker binds our std::filesystem calls to those copies, which crash (seen with remove_all).
+# Naming libstdc++ first on every link line makes the system copy win.
+add_link_options("LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
