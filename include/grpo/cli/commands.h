@@ -8,4 +8,7 @@ namespace grpo::cli {
 /// `grpo config check|show|docs`.
 void register_config_commands(CLI::App& app);
 
+/// `grpo tokenizer encode|decode|info|train`.
+void register_tokenizer_commands(CLI::App& app);
+
 }  // namespace grpo::cli
