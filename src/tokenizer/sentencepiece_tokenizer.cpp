@@ -89,11 +89,11 @@ void train_sentencepiece(const SentencePieceTrainOptions& o) {
       {"eos_id", "2"},
       {"pad_id", "3"},
       {"num_threads", std::to_string(o.num_threads)},
-      {"random_seed", std::to_string(o.seed)},
       {"minloglevel", "1"},
       // Keep digits apart and whitespace intact so that numbers and code round-trip exactly.
       {"split_digits", "true"},
       {"remove_extra_whitespaces", "false"},
+      {"add_dummy_prefix", "false"},  // text is encoded as written: no "▁" invented before the first word
       {"normalization_rule_name", "identity"},
       {"allow_whitespace_only_pieces", "true"},
   };
@@ -102,6 +102,7 @@ void train_sentencepiece(const SentencePieceTrainOptions& o) {
     args["shuffle_input_sentence"] = "true";
   }
   if (!o.user_defined_symbols.empty()) args["user_defined_symbols"] = join(o.user_defined_symbols, ",");
+  sentencepiece::SetRandomGeneratorSeed(o.seed);
   auto st = sentencepiece::SentencePieceTrainer::Train(args);
   GRPO_REQUIRE(st.ok(), o.input, ": sentencepiece training failed: ", st.ToString());
 }
