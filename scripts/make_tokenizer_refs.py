@@ -21,7 +21,7 @@ Committed under tests/tokenizer/data/:
                                Qwen2's Split regex (digits one by one), special <|endoftext|>,
                                <|im_start|>, <|im_end|> and non-special added <think>, </think>.
   llama3_style/tokenizer.json  the same with Llama-3's regex (\\p{N}{1,3}) and ignore_merges.
-  strings.json                 2,000+ test strings (fixed seed): many scripts, numbers, whitespace runs,
+  strings.json                 2,100 test strings (fixed seed) and 4 long words: many scripts, numbers, whitespace runs,
                                code, emojis with ZWJ/skin tones/flags, inline special tokens, contractions.
   ids.json                     HF `tokenizers` encode(s, add_special_tokens=False) of every string by
                                every tokenizer (smollm2, smollm2_converted on the first 500, qwen2_style,
@@ -191,6 +191,12 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     conv, fixed = extract_smollm2()
     strings = make_strings(2100)
+    # A few long words: BPE merging must stay exact (and fast) on them.
+    rng = random.Random(99)
+    strings += ["".join(rng.choice("0123456789") for _ in range(1500)),
+                "a" * 1200 + " " * 300 + "b",
+                "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(1500)),
+                "ﷺ" * 200 + "😀" * 200]
     tokenizers = {
         "smollm2": (Tokenizer.from_file(str(fixed / "tokenizer.json")), len(strings)),
         "smollm2_converted": (Tokenizer.from_file(str(conv / "tokenizer.json")), 500),

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <filesystem>
+#include <queue>
 #include <nlohmann/json.hpp>
 
 #include "grpo/tokenizer/byte_level.h"
@@ -79,6 +80,8 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<st
   }
   std::stable_sort(added_.begin(), added_.end(),
                    [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
+  for (size_t k = 0; k < added_.size(); ++k)
+    added_by_byte_[static_cast<unsigned char>(added_[k].content[0])].push_back(static_cast<uint32_t>(k));
 
   merges_.reserve(merges.size() * 2);
   for (size_t r = 0; r < merges.size(); ++r) {
@@ -94,6 +97,45 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<st
     byte_ids_[b] = it == ids_.end() ? -1 : it->second;
   }
   if (unk_) GRPO_REQUIRE(*unk_ >= 0 && *unk_ < vocab_size(), source_, ": unk id ", *unk_, " is out of range");
+}
+
+// Merges `sym` in place: repeatedly the adjacent pair with the lowest rank, the leftmost on ties,
+// which is the order HF's BPE::merge_word pops its heap in. A heap over a linked list keeps long
+// words (runs of digits, base64 blobs) O(n log n) instead of O(n^2).
+void BpeTokenizer::merge_symbols(std::vector<int32_t>& sym) const {
+  const int32_t n = static_cast<int32_t>(sym.size());
+  if (n < 2) return;
+  struct Cand {
+    int32_t rank, pos, right, left_id, right_id, merged;
+    bool operator<(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }  // min-heap
+  };
+  std::vector<int32_t> prev(n), next(n);
+  for (int32_t i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1 < n ? i + 1 : -1;
+  std::priority_queue<Cand> heap;
+  auto push = [&](int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return;
+    auto it = merges_.find(pair_key(sym[l], sym[r]));
+    if (it != merges_.end()) heap.push({it->second.first, l, r, sym[l], sym[r], it->second.second});
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) push(i, i + 1);
+  std::vector<uint8_t> alive(n, 1);
+  while (!heap.empty()) {
+    Cand c = heap.top();
+    heap.pop();
+    // Stale when either side has merged since the candidate was pushed.
+    if (!alive[c.pos] || !alive[c.right] || next[c.pos] != c.right || sym[c.pos] != c.left_id || sym[c.right] != c.right_id)
+      continue;
+    sym[c.pos] = c.merged;
+    alive[c.right] = 0;
+    next[c.pos] = next[c.right];
+    if (next[c.pos] >= 0) prev[next[c.pos]] = c.pos;
+    push(prev[c.pos], c.pos);
+    push(c.pos, next[c.pos]);
+  }
+  size_t w = 0;
+  for (int32_t i = 0; i < n; ++i)
+    if (alive[i]) sym[w++] = sym[i];
+  sym.resize(w);
 }
 
 void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -118,22 +160,7 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out)
       else if (unk_) sym.push_back(*unk_);
       // else: dropped, as HF's BPE does for a char with no token and no unk_token
     }
-    // Lowest rank first, leftmost on ties: the order HF's merge_word heap pops merges in.
-    while (sym.size() > 1) {
-      int32_t best_rank = INT32_MAX, best_id = -1;
-      size_t best_pos = 0;
-      for (size_t p = 0; p + 1 < sym.size(); ++p) {
-        auto it = merges_.find(pair_key(sym[p], sym[p + 1]));
-        if (it != merges_.end() && it->second.first < best_rank) {
-          best_rank = it->second.first;
-          best_id = it->second.second;
-          best_pos = p;
-        }
-      }
-      if (best_id < 0) break;
-      sym[best_pos] = best_id;
-      sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(best_pos) + 1);
-    }
+    merge_symbols(sym);
   }
   out.insert(out.end(), sym.begin(), sym.end());
   if (cacheable) {
@@ -168,9 +195,9 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   size_t seg_start = 0, i = 0;
   while (i < text.size()) {
     const AddedToken* hit = nullptr;
-    for (const auto& a : added_) {
-      if (text.compare(i, a.content.size(), a.content) == 0) {
-        hit = &a;  // added_ is sorted longest first
+    for (uint32_t k : added_by_byte_[static_cast<unsigned char>(text[i])]) {
+      if (text.compare(i, added_[k].content.size(), added_[k].content) == 0) {
+        hit = &added_[k];  // longest first
         break;
       }
     }

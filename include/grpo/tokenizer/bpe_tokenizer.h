@@ -9,6 +9,7 @@
 //   3. each word is merged by BPE: repeatedly the adjacent pair with the lowest merge rank (the
 //      leftmost on ties) is replaced by its merged token (Sennrich et al. 2016), unless
 //      ignore_merges is set and the whole word is a token (Llama-3). Words are cached.
+#include <array>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -75,12 +76,14 @@ class BpeTokenizer final : public Tokenizer {
 
  private:
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+  void merge_symbols(std::vector<int32_t>& sym) const;
   void encode_segment(std::string_view seg, std::vector<int32_t>& out) const;
 
   std::vector<std::string> pieces_;  // id -> piece ("" for holes in the id space)
   std::unordered_map<std::string, int32_t> ids_;
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;  // (left, right) -> (rank, merged id)
   std::vector<AddedToken> added_;                                    // longest first
+  std::array<std::vector<uint32_t>, 256> added_by_byte_;            // indices into added_ by first byte
   std::vector<uint8_t> special_flag_;
   std::vector<uint8_t> added_flag_;
   std::vector<PreStep> pre_steps_;
