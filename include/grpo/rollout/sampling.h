@@ -1,0 +1,48 @@
+#pragma once
+// Logits processors and the categorical draw of one decode step. Everything runs on the logits'
+// device: no host round trip per token (the engine copies the drawn ids back once per step).
+// Order as in Hugging Face generate(): repetition penalty, temperature, top-k, top-p, min-p.
+// Filtered entries become -inf; every processor keeps at least the most likely token.
+#include <torch/torch.h>
+
+#include "grpo/rollout/sampling_params.h"
+
+namespace grpo::rollout {
+
+/// CTRL repetition penalty (Keskar et al. 2019, sec. 4.1; HF RepetitionPenaltyLogitsProcessor):
+/// for tokens already seen, a positive logit is divided by `penalty`, a negative one multiplied.
+/// logits: [N, V] float32 (modified in place and returned); seen: [N, V] bool, true where the token
+/// occurs in the row's prompt or completion so far. penalty == 1 returns logits unchanged.
+torch::Tensor apply_repetition_penalty(torch::Tensor logits, const torch::Tensor& seen, double penalty);
+
+/// Keeps the k largest logits of each row ([N, V] float32, in place); ties with the k-th are kept
+/// (as HF TopKLogitsWarper). k <= 0 or k >= V: unchanged.
+torch::Tensor apply_top_k(torch::Tensor logits, int64_t k);
+
+/// Nucleus filter (Holtzman et al. 2020): keeps the smallest set of most likely tokens whose
+/// probability sums to >= p, at least one. logits: [N, V] float32, in place. p >= 1: unchanged.
+torch::Tensor apply_top_p(torch::Tensor logits, double p);
+
+/// Min-p filter (Nguyen et al. 2024; HF MinPLogitsWarper): drops tokens whose probability is below
+/// min_p times the row's largest probability. logits: [N, V] float32, in place. min_p <= 0: unchanged.
+torch::Tensor apply_min_p(torch::Tensor logits, double min_p);
+
+/// The whole chain for one step. logits: [N, V] (any float dtype; not modified); seen: [N, V] bool
+/// or undefined when repetition_penalty == 1. Returns the processed logits [N, V] float32 after
+/// the penalty, division by the temperature (skipped when it is 0) and the filters.
+torch::Tensor process_logits(const torch::Tensor& logits, const SamplingParams& params, const torch::Tensor& seen);
+
+/// Draws one token per row from softmax(processed) with `gen`, or the argmax when temperature == 0.
+/// processed: [N, V] float32 from process_logits. Returns [N] int64 on the same device.
+torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, at::Generator& gen);
+
+/// Log-probability of `tokens` ([N] int64) under log_softmax(logits / T) of the RAW logits ([N, V]),
+/// T = temperature (T == 0: the raw logits), i.e. before penalty and filters: this is the policy
+/// that TRL's GRPO training side evaluates for old_per_token_logps, so the importance ratio is 1 at
+/// the first iteration. Returns [N] float32.
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature);
+
+/// A generator for `device` seeded with `seed` (an independent clone of the device's default one).
+at::Generator make_generator(torch::Device device, uint64_t seed);
+
+}  // namespace grpo::rollout

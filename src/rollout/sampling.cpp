@@ -1,0 +1,71 @@
+#include "grpo/rollout/sampling.h"
+
+#include <limits>
+
+namespace grpo::rollout {
+
+namespace {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+}
+
+torch::Tensor apply_repetition_penalty(torch::Tensor logits, const torch::Tensor& seen, double penalty) {
+  if (penalty == 1.0) return logits;
+  auto penalised = torch::where(logits > 0, logits / penalty, logits * penalty);
+  return logits.copy_(torch::where(seen, penalised, logits));
+}
+
+torch::Tensor apply_top_k(torch::Tensor logits, int64_t k) {
+  if (k <= 0 || k >= logits.size(-1)) return logits;
+  auto kth = std::get<0>(logits.topk(k, -1, /*largest=*/true, /*sorted=*/true)).narrow(-1, k - 1, 1);
+  return logits.masked_fill_(logits < kth, kNegInf);
+}
+
+torch::Tensor apply_top_p(torch::Tensor logits, double p) {
+  if (p >= 1.0) return logits;
+  auto [sorted, order] = logits.sort(-1, /*descending=*/true);
+  auto probs = sorted.softmax(-1);
+  // Mass of the strictly more likely tokens: once it reaches p the set is complete, so the token is
+  // dropped. The top token has 0 before it and always stays.
+  auto before = probs.cumsum(-1) - probs;
+  auto drop_sorted = before >= p;
+  auto drop = torch::zeros_like(drop_sorted).scatter_(-1, order, drop_sorted);
+  return logits.masked_fill_(drop, kNegInf);
+}
+
+torch::Tensor apply_min_p(torch::Tensor logits, double min_p) {
+  if (min_p <= 0.0) return logits;
+  auto probs = logits.softmax(-1);
+  auto top = std::get<0>(probs.max(-1, /*keepdim=*/true));
+  return logits.masked_fill_(probs < top * min_p, kNegInf);
+}
+
+torch::Tensor process_logits(const torch::Tensor& logits, const SamplingParams& params, const torch::Tensor& seen) {
+  auto x = logits.to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
+  if (params.repetition_penalty != 1.0) apply_repetition_penalty(x, seen, params.repetition_penalty);
+  if (params.temperature == 0.0) return x;  // greedy: the filters keep the argmax, skip them
+  if (params.temperature != 1.0) x.div_(params.temperature);
+  apply_top_k(x, params.top_k);
+  apply_top_p(x, params.top_p);
+  apply_min_p(x, params.min_p);
+  return x;
+}
+
+torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, at::Generator& gen) {
+  if (temperature == 0.0) return processed.argmax(-1);
+  auto probs = processed.softmax(-1);
+  return torch::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(-1);
+}
+
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature) {
+  auto x = logits.to(torch::kFloat32);
+  if (temperature != 0.0 && temperature != 1.0) x = x / temperature;
+  return x.log_softmax(-1).gather(-1, tokens.view({-1, 1})).squeeze(-1);
+}
+
+at::Generator make_generator(torch::Device device, uint64_t seed) {
+  auto gen = at::globalContext().defaultGenerator(device).clone();
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+}  // namespace grpo::rollout
