@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   grpo::cli::register_config_commands(app);
   grpo::cli::register_tokenizer_commands(app);
+  grpo::cli::register_sandbox_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -11,4 +11,7 @@ void register_config_commands(CLI::App& app);
 /// `grpo tokenizer encode|decode|info|train`.
 void register_tokenizer_commands(CLI::App& app);
 
+/// `grpo sandbox run FILE`: one program through the code sandbox, result as JSON.
+void register_sandbox_commands(CLI::App& app);
+
 }  // namespace grpo::cli

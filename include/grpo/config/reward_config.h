@@ -147,6 +147,10 @@ struct SandboxConfig {
   int max_output_bytes = 65536;  // per stream
   std::string python = "python3";
   std::string cxx = "g++";
+  double compile_wall_time_s = 30.0;
+  double compile_cpu_time_s = 20.0;
+  int compile_memory_mb = 2048;
+  int work_dir_mb = 64;
   template <class V> void visit(V& v) {
     v("num_workers", num_workers, "Programs run at once.", at_least(1));
     v("wall_time_s", wall_time_s, "Wall-clock limit per program, seconds.", greater_than(0));
@@ -158,6 +162,10 @@ struct SandboxConfig {
     v("max_output_bytes", max_output_bytes, "Captured stdout and stderr, bytes each; the rest is drained and dropped.", at_least(0));
     v("python", python, "Python 3 interpreter used for python programs.");
     v("cxx", cxx, "C++ compiler used for cpp programs.");
+    v("compile_wall_time_s", compile_wall_time_s, "Wall-clock limit of compiling a cpp program, seconds.", greater_than(0));
+    v("compile_cpu_time_s", compile_cpu_time_s, "CPU-time limit of each compiler process, seconds.", greater_than(0));
+    v("compile_memory_mb", compile_memory_mb, "Address-space limit of each compiler process, MiB.", at_least(64));
+    v("work_dir_mb", work_dir_mb, "Size of the private tmpfs work directory (all files a run writes), MiB.", at_least(1));
   }
 };
 
