@@ -6,6 +6,7 @@
 
 #include "grpo/config/grpo_config.h"
 #include "grpo/config/model_config.h"
+#include "grpo/config/precision_config.h"
 #include "grpo/config/reward_config.h"
 #include "grpo/config/rollout_config.h"
 #include "grpo/config/train_config.h"
@@ -14,6 +15,7 @@ namespace grpo::config {
 
 struct Config {
   ModelConfig model;
+  KernelsConfig kernels;
   TokenizerConfig tokenizer;
   DataConfig data;
   RolloutConfig rollout;
@@ -27,6 +29,7 @@ struct Config {
 
   template <class V> void visit(V& v) {
     v("model", model, "The policy model.");
+    v("kernels", kernels, "Custom operators and FP8 (docs/kernels.md).");
     v("tokenizer", tokenizer, "Tokenizer and chat template.");
     v("data", data, "Datasets and prompt formatting.");
     v("rollout", rollout, "Sampling of completions.");

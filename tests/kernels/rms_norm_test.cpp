@@ -1,0 +1,121 @@
+// RMSNorm (+ residual add) vs a float64 composition of the formula, on odd shapes; gradients vs
+// float64 autograd of that composition and, on a tiny shape, finite differences.
+#include "kernels/kernel_test_util.h"
+
+namespace grpo::kernels::test {
+namespace {
+
+// The formula in float64, differentiable: h = x + residual, y = h / sqrt(mean(h^2) + eps) * w.
+torch::Tensor ref_rms(const torch::Tensor& h, const torch::Tensor& w, double eps) {
+  return h * torch::rsqrt(h.square().mean(-1, true) + eps) * w;
+}
+
+struct Case {
+  torch::Tensor x, res, w, gy;
+};
+Case make_case(torch::ScalarType dt, torch::Device dev, std::vector<int64_t> shape) {
+  torch::manual_seed(7);
+  const int64_t cols = shape.back();
+  auto o = torch::TensorOptions().dtype(dt).device(dev);
+  return {torch::randn(shape, torch::kDouble).to(o), torch::randn(shape, torch::kDouble).to(o),
+          (1 + 0.1 * torch::randn({cols}, torch::kDouble)).to(o),
+          torch::randn(shape, torch::kDouble).to(o)};
+}
+
+// Runs add_rms_norm on the case's device/dtype and compares y, h and all three gradients with
+// the float64 reference computed from the same (rounded) inputs.
+void check_add_rms_norm(torch::ScalarType dt, torch::Device dev, double tol) {
+  const double eps = 1e-6;
+  // 3 x 37 rows of 1000 columns: neither a multiple of the 256-thread block nor of 32.
+  Case c = make_case(dt, dev, {3, 37, 1000});
+  if (dev.is_cuda()) poison_cuda();
+  auto x = c.x.clone().requires_grad_(), r = c.res.clone().requires_grad_(),
+       w = c.w.clone().requires_grad_();
+  auto [y, h] = add_rms_norm(x, r, w, eps);
+  ((y.to(torch::kDouble) * c.gy.to(torch::kDouble)).sum()).backward();
+
+  auto xd = c.x.to(torch::kCPU, torch::kDouble).requires_grad_(),
+       rd = c.res.to(torch::kCPU, torch::kDouble).requires_grad_(),
+       wd = c.w.to(torch::kCPU, torch::kDouble).requires_grad_();
+  // The op rounds h to the input dtype before normalising; so does the model it replaces.
+  auto hd = xd + rd;
+  auto hd_rounded = hd + (hd.to(dt).to(torch::kDouble) - hd).detach();
+  auto yd = ref_rms(hd_rounded, wd, eps);
+  (yd * c.gy.to(torch::kCPU, torch::kDouble)).sum().backward();
+
+  EXPECT_LE(rel_err(y, yd), tol);
+  EXPECT_LE(rel_err(h, hd), tol);
+  EXPECT_LE(rel_err(x.grad(), xd.grad()), tol);
+  EXPECT_LE(rel_err(r.grad(), rd.grad()), tol);
+  EXPECT_LE(rel_err(w.grad(), wd.grad()), tol);
+}
+
+void check_rms_norm(torch::ScalarType dt, torch::Device dev, double tol) {
+  const double eps = 1e-5;
+  Case c = make_case(dt, dev, {129, 77});
+  if (dev.is_cuda()) poison_cuda();
+  auto x = c.x.clone().requires_grad_(), w = c.w.clone().requires_grad_();
+  auto y = rms_norm(x, w, eps);
+  (y.to(torch::kDouble) * c.gy.to(torch::kDouble)).sum().backward();
+  auto xd = c.x.to(torch::kCPU, torch::kDouble).requires_grad_(),
+       wd = c.w.to(torch::kCPU, torch::kDouble).requires_grad_();
+  auto yd = ref_rms(xd, wd, eps);
+  (yd * c.gy.to(torch::kCPU, torch::kDouble)).sum().backward();
+  EXPECT_LE(rel_err(y, yd), tol);
+  EXPECT_LE(rel_err(x.grad(), xd.grad()), tol);
+  EXPECT_LE(rel_err(w.grad(), wd.grad()), tol);
+}
+
+// Tolerances: float32 keeps 24 bits, and a row sum over 1000 terms in float32 loses at most a few
+// ulps, far below 1e-5. bfloat16 outputs are rounded to 8 bits (relative step 2^-8 = 3.9e-3), so
+// 1e-2 allows the output rounding plus the rounding of h.
+TEST(RmsNormCpu, AddRmsNormFloat32MatchesFloat64) { check_add_rms_norm(torch::kFloat, torch::kCPU, 1e-5); }
+TEST(RmsNormCpu, AddRmsNormBfloat16MatchesFloat64) { check_add_rms_norm(torch::kBFloat16, torch::kCPU, 1e-2); }
+TEST(RmsNormCpu, RmsNormFloat32MatchesFloat64) { check_rms_norm(torch::kFloat, torch::kCPU, 1e-5); }
+
+TEST(RmsNormCpu, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(3);
+  auto x = torch::randn({2, 5}, torch::kDouble), r = torch::randn({2, 5}, torch::kDouble),
+       w = torch::randn({5}, torch::kDouble), gy = torch::randn({2, 5}, torch::kDouble),
+       gh = torch::randn({2, 5}, torch::kDouble);
+  auto loss = [&](const torch::Tensor& xx, const torch::Tensor& rr, const torch::Tensor& ww) {
+    auto [y, h] = add_rms_norm(xx, rr, ww, 1e-6);
+    return (y * gy).sum() + (h * gh).sum();  // both outputs feed the loss
+  };
+  auto xv = x.clone().requires_grad_(), rv = r.clone().requires_grad_(), wv = w.clone().requires_grad_();
+  loss(xv, rv, wv).backward();
+  auto fx = finite_diff([&](const torch::Tensor& t) { return loss(t, r, w).item<double>(); }, x);
+  auto fr = finite_diff([&](const torch::Tensor& t) { return loss(x, t, w).item<double>(); }, r);
+  auto fw = finite_diff([&](const torch::Tensor& t) { return loss(x, r, t).item<double>(); }, w);
+  // Central differences with h = 1e-6 in float64: truncation ~h^2, cancellation ~1e-16/h = 1e-10.
+  EXPECT_LE(rel_err(xv.grad(), fx), 1e-7);
+  EXPECT_LE(rel_err(rv.grad(), fr), 1e-7);
+  EXPECT_LE(rel_err(wv.grad(), fw), 1e-7);
+}
+
+TEST(RmsNormCpu, RejectsMismatchedWeight) {
+  auto x = torch::randn({4, 8});
+  EXPECT_THROW(rms_norm(x, torch::ones({7}), 1e-6), c10::Error);
+  EXPECT_THROW(rms_norm(x, torch::ones({8}, torch::kBFloat16), 1e-6), c10::Error);
+  EXPECT_THROW(rms_norm(x.to(torch::kInt), torch::ones({8}, torch::kInt), 1e-6), c10::Error);
+}
+
+TEST(RmsNormCuda, AddRmsNormFloat32MatchesFloat64) {
+  GRPO_REQUIRE_CUDA();
+  check_add_rms_norm(torch::kFloat, torch::kCUDA, 1e-5);
+}
+TEST(RmsNormCuda, AddRmsNormBfloat16MatchesFloat64) {
+  GRPO_REQUIRE_CUDA();
+  check_add_rms_norm(torch::kBFloat16, torch::kCUDA, 1e-2);
+}
+TEST(RmsNormCuda, RmsNormFloat32MatchesFloat64) {
+  GRPO_REQUIRE_CUDA();
+  check_rms_norm(torch::kFloat, torch::kCUDA, 1e-5);
+}
+TEST(RmsNormCuda, RmsNormBfloat16MatchesFloat64) {
+  GRPO_REQUIRE_CUDA();
+  check_rms_norm(torch::kBFloat16, torch::kCUDA, 1e-2);
+}
+
+}  // namespace
+}  // namespace grpo::kernels::test
