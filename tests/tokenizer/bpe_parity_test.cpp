@@ -51,7 +51,9 @@ size_t check_parity(const Tokenizer& tok, const std::string& name) {
     if (got != want && ++mismatches <= 5)
       ADD_FAILURE() << name << " string #" << i << " " << json(s).dump() << "\n  want " << show(want) << "\n  got  "
                     << show(got);
-    EXPECT_EQ(tok.decode(got), s) << name << " round trip #" << i << " " << json(s).dump();
+    // llama3_style's <mask> swallows the whitespace around it (lstrip/rstrip): no round trip there.
+    if (!(name == "llama3_style" && s.find("<mask>") != std::string::npos))
+      EXPECT_EQ(tok.decode(got), s) << name << " round trip #" << i << " " << json(s).dump();
   }
   EXPECT_EQ(mismatches, 0u) << name;
   for (size_t i = 0; i < ref["decode"].size(); ++i) {
