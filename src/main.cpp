@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   grpo::cli::register_config_commands(app);
   grpo::cli::register_tokenizer_commands(app);
   grpo::cli::register_sandbox_commands(app);
+  grpo::cli::register_reward_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

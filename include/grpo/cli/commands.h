@@ -14,4 +14,7 @@ void register_tokenizer_commands(CLI::App& app);
 /// `grpo sandbox run FILE`: one program through the code sandbox, result as JSON.
 void register_sandbox_commands(CLI::App& app);
 
+/// `grpo reward CONFIG --input FILE.jsonl --out FILE.jsonl`: scores completions offline.
+void register_reward_commands(CLI::App& app);
+
 }  // namespace grpo::cli

@@ -40,19 +40,31 @@ struct MathAnswerParams {
   double tolerance = 1e-6;  // relative
   std::string answer_regex;  // optional: first capture group is the answer
   std::string reference_field = "answer";
+  std::string think_tag = "think";
+  std::string answer_tag = "answer";
+  int max_completion_bytes = 1 << 20;
   template <class V> void visit(V& v) {
-    v("tolerance", tolerance, "Relative tolerance for numeric equality.", at_least(0));
+    v("tolerance", tolerance, "Relative tolerance for numeric equality: |a - b| <= tolerance * max(|a|, |b|).", at_least(0));
     v("answer_regex", answer_regex, "Extra RE2 pattern whose first capture group is an answer candidate (last match wins).");
     v("reference_field", reference_field, "Dataset field holding the reference answer.");
+    v("think_tag", think_tag, "Reasoning tag: the answer is looked for only after its closing tag.");
+    v("answer_tag", answer_tag, "Answer tag whose content is an answer candidate.");
+    v("max_completion_bytes", max_completion_bytes, "Only the last this many bytes of a completion are searched for the answer.", at_least(1024));
   }
 };
 
 struct CountdownParams {
   std::string numbers_field = "nums";
   std::string target_field = "target";
+  double format_score = 0.0;
+  std::string think_tag = "think";
+  std::string answer_tag = "answer";
   template <class V> void visit(V& v) {
     v("numbers_field", numbers_field, "Dataset field with the list of numbers to use once each.");
     v("target_field", target_field, "Dataset field with the target value.");
+    v("format_score", format_score, "Reward of an equation that parses but uses the wrong numbers or misses the target (TinyZero uses 0.1).", between(0, 1));
+    v("think_tag", think_tag, "Reasoning tag: the equation is looked for only after its closing tag.");
+    v("answer_tag", answer_tag, "Tag holding the equation (the last one counts).");
   }
 };
 
@@ -77,10 +89,19 @@ struct CodeParams {
   }
 };
 
+enum class ScriptUnit { WORDS, LETTERS };
+template <> struct EnumNames<ScriptUnit> {
+  static constexpr std::pair<ScriptUnit, std::string_view> items[] = {{ScriptUnit::WORDS, "words"},
+                                                                      {ScriptUnit::LETTERS, "letters"}};
+};
 struct LanguageConsistencyParams {
   std::string script = "latin";
+  ScriptUnit unit = ScriptUnit::WORDS;
+  std::string think_tag = "think";
   template <class V> void visit(V& v) {
     v("script", script, "Target script of the chain of thought: latin, cjk, cyrillic, arabic, devanagari.");
+    v("unit", unit, "Count words (a run of letters of one script, or one CJK character) or letters.");
+    v("think_tag", think_tag, "Tag of the chain of thought whose language is measured.");
   }
 };
 
@@ -93,10 +114,22 @@ struct LengthParams {
   LengthMode mode = LengthMode::OVERLONG;
   int max_length = 256;      // tokens
   int buffer_length = 64;    // DAPO overlong buffer, tokens
+  RewardKind correctness = RewardKind::MATH_ANSWER;
+  double correct_short = 2.0;   // Yeo et al. 2025: r_0^c
+  double correct_long = 1.0;    // r_L^c
+  double wrong_short = -10.0;   // r_0^w
+  double wrong_long = 0.0;      // r_L^w
+  double exceed = -10.0;        // r_e
   template <class V> void visit(V& v) {
     v("mode", mode, "overlong: DAPO soft overlong punishment; cosine: cosine length scaling.");
-    v("max_length", max_length, "Length (tokens) at which the punishment reaches -1.", at_least(1));
+    v("max_length", max_length, "overlong: length (tokens) beyond which the punishment is -1; cosine: L_max, the length at which the reward reaches its long end.", at_least(1));
     v("buffer_length", buffer_length, "DAPO buffer: punishment ramps from 0 to -1 over the last buffer_length tokens.", at_least(0));
+    v("correctness", correctness, "cosine: the reward kind (math_answer or countdown) deciding correctness; it uses that kind's first entry's parameters.");
+    v("correct_short", correct_short, "cosine: reward of a correct completion of length 0 (r_0^c).");
+    v("correct_long", correct_long, "cosine: reward of a correct completion of length max_length (r_L^c).");
+    v("wrong_short", wrong_short, "cosine: reward of a wrong completion of length 0 (r_0^w).");
+    v("wrong_long", wrong_long, "cosine: reward of a wrong completion of length max_length (r_L^w).");
+    v("exceed", exceed, "cosine: reward of a completion of max_length tokens or more (r_e).");
   }
 };
 
