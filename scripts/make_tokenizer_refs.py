@@ -20,6 +20,7 @@ Committed under tests/tokenizer/data/:
   qwen2_style/tokenizer.json   a small byte-level BPE trained here with `tokenizers` on generated text,
                                Qwen2's Split regex (digits one by one), special <|endoftext|>,
                                <|im_start|>, <|im_end|> and non-special added <think>, </think>.
+  (qwen2_style_nfc in ids.json: qwen2_style with Qwen2's NFC normalizer, on 300 strings + nfc.json's)
   llama3_style/tokenizer.json  the same with Llama-3's regex (\\p{N}{1,3}), ignore_merges, and a special
                                <mask> with lstrip/rstrip.
   strings.json                 2,100 test strings (fixed seed) and 4 long words: many scripts, numbers, whitespace runs,
@@ -206,7 +207,19 @@ def main():
         "qwen2_style": (Tokenizer.from_file(str(train_style("qwen2_style", QWEN2_RE, 2000, False))), len(strings)),
         "llama3_style": (Tokenizer.from_file(str(train_style("llama3_style", LLAMA3_RE, 1200, True))), 500),
     }
+    # Qwen2's real tokenizer.json has an NFC normalizer: the same Qwen2-style vocabulary with it, on
+    # the first 300 strings plus the NFC reference strings of scripts/make_unicode_tables.py.
+    qj = json.loads((OUT / "qwen2_style" / "tokenizer.json").read_text())
+    qj["normalizer"] = {"type": "NFC"}
+    nfc_strings = [e["s"] for e in json.loads((OUT / "nfc.json").read_text())]
     ids = {}
+    nfc_tok = Tokenizer.from_str(json.dumps(qj))
+    nfc_all = strings[:300] + nfc_strings
+    ids["qwen2_style_nfc"] = {
+        "n": len(nfc_all), "strings": nfc_all,
+        "encode": [" ".join(map(str, nfc_tok.encode(s, add_special_tokens=False).ids)) for s in nfc_all],
+        "decode_ids": [], "decode": [],
+    }
     for name, (tok, n) in tokenizers.items():
         enc = [tok.encode(s, add_special_tokens=False).ids for s in strings[:n]]
         for s, e in zip(strings[:n], enc):  # the references must themselves round-trip

@@ -10,7 +10,6 @@
 #include "grpo/tokenizer/unicode.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
-#include "grpo/util/log.h"
 
 namespace grpo::tok {
 namespace {
@@ -172,6 +171,11 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out)
 
 void BpeTokenizer::encode_segment(std::string_view seg, std::vector<int32_t>& out) const {
   if (seg.empty()) return;
+  std::string normalized;
+  if (nfc_) {
+    normalized = nfc(seg);
+    seg = normalized;
+  }
   std::string prefixed;
   if (add_prefix_space_ && seg[0] != ' ') {
     prefixed = " " + std::string(seg);
@@ -377,7 +381,6 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::strin
     if (j.contains("normalizer") && !j["normalizer"].is_null()) {
       std::string nt = j["normalizer"].value("type", "");
       GRPO_REQUIRE(nt == "NFC", path, ": normalizer '", nt, "' is not supported (only none or NFC)");
-      log::warn_once("tokenizer-nfc", str(path, ": the NFC normalizer is not applied; text is assumed to be NFC already"));
     }
     GRPO_REQUIRE(j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null(), path,
                  ": pre_tokenizer is null; only byte-level BPE (a ByteLevel pre-tokenizer) is supported");
@@ -394,6 +397,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::strin
     }
     auto tok = std::make_unique<BpeTokenizer>(std::move(tokens), merges, std::move(added), std::move(steps),
                                               add_prefix_space, m.value("ignore_merges", false), unk, path);
+    tok->set_nfc(j.contains("normalizer") && !j["normalizer"].is_null());
 
     // Roles and chat template from the files Hugging Face keeps beside tokenizer.json.
     SpecialTokens& sp = tok->mutable_special();

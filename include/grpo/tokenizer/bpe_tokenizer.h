@@ -4,7 +4,7 @@
 //
 // encode(text), following HF `tokenizers` (tokenizer/mod.rs, models/bpe/model.rs):
 //   1. added tokens are cut out first, leftmost-longest (lstrip/rstrip honoured);
-//   2. each remaining segment goes through the pre-tokenizer steps (Digits, the split regex of
+//   2. each remaining segment is NFC-normalised when the tokenizer.json asks for it, then goes through the pre-tokenizer steps (Digits, the split regex of
 //      pretokenizer.h, ByteLevel's optional prefix space) and each word is mapped byte -> unicode;
 //   3. each word is merged by BPE: repeatedly the adjacent pair with the lowest merge rank (the
 //      leftmost on ties) is replaced by its merged token (Sennrich et al. 2016), unless
@@ -73,6 +73,8 @@ class BpeTokenizer final : public Tokenizer {
   const std::vector<PreStep>& pre_steps() const { return pre_steps_; }
   SpecialTokens& mutable_special() { return special_; }
   void set_chat_template(std::string s) { chat_template_ = std::move(s); }
+  /// Apply NFC to the text between added tokens before pre-tokenizing (HF "NFC" normalizer).
+  void set_nfc(bool on) { nfc_ = on; }
 
  private:
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
@@ -89,6 +91,7 @@ class BpeTokenizer final : public Tokenizer {
   std::vector<PreStep> pre_steps_;
   bool add_prefix_space_ = false;
   bool ignore_merges_ = false;
+  bool nfc_ = false;
   std::optional<int32_t> unk_;
   std::array<int32_t, 256> byte_ids_{};  // id of each byte's single-char piece, -1 if absent
   std::string source_;

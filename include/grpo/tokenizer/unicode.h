@@ -27,4 +27,9 @@ bool is_whitespace(char32_t cp);
 /// String::from_utf8_lossy (which HF `tokenizers` uses when decoding byte-level tokens).
 std::string utf8_lossy(std::string_view bytes);
 
+/// Unicode Normalization Form C (UAX #15), as the NFC normalizer of HF `tokenizers` (Qwen2's
+/// tokenizer.json) applies it. Tables from Python's unicodedata (scripts/make_unicode_tables.py).
+/// ASCII and invalid UTF-8 are returned unchanged.
+std::string nfc(std::string_view s);
+
 }  // namespace grpo::tok
