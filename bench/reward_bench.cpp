@@ -30,9 +30,11 @@ int main(int argc, char** argv) {
       {"\\boxed{50\\%}", "0.5"},               {"\\boxed{6.02 \\times 10^{23}}", "6.02e23"},
   };
   std::vector<reward::RewardInput> batch(n);
+  size_t right_count = 0;
   for (size_t i = 0; i < n; ++i) {
     const Style& s = styles[rng() % styles.size()];
     bool right = rng() % 2 == 0;
+    right_count += right;
     batch[i].completion = "<think>" + cot + "</think>\n" + s.answer;
     batch[i].reference = {{"answer", right ? std::string(s.reference) : std::string("12345")}};
   }
@@ -47,8 +49,8 @@ int main(int argc, char** argv) {
   t0 = std::chrono::steady_clock::now();
   format.score(batch);
   double fs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("math_answer: %zu completions in %.3f s = %.0f completions/s (single thread; mean reward %.3f)\n", n, s,
-              n / s, sum / n);
+  std::printf("math_answer: %zu completions in %.3f s = %.0f completions/s (single thread; mean reward %.3f, "
+              "expected %.3f)\n", n, s, n / s, sum / n, static_cast<double>(right_count) / n);
   std::printf("format:      %zu completions in %.4f s = %.0f completions/s\n", n, fs, n / fs);
   return 0;
 }

@@ -122,6 +122,13 @@ bool is_simple_lhs(std::string_view lhs) {
   return re2::RE2::FullMatch(re2::StringPiece(lhs.data(), lhs.size()), re);
 }
 
+// The right-hand side of "lhs = rhs" when lhs is a plain variable or function name, else `s`.
+std::string_view right_hand_side(std::string_view s) {
+  size_t eq = s.find('=');
+  if (eq != std::string_view::npos && is_simple_lhs(trim(s.substr(0, eq)))) return trim(s.substr(s.rfind('=') + 1));
+  return s;
+}
+
 std::string normalize(std::string_view text, bool* percent) {
   std::string s(text);
   if (percent) *percent = false;
@@ -173,11 +180,11 @@ std::string normalize(std::string_view text, bool* percent) {
     s = s.substr(b, e - b);
   };
   strip_ends();
-  // "x = 5", "f(x) = 2x + 1": keep the right-hand side of the last '=' (or \approx).
+  // "x = 5", "f(x) = 2x + 1": keep the right-hand side of the last '=' (or \approx). In a list
+  // ("x = 5, y = 3") each element is handled by parse_item() instead.
   replace_all(s, "\\approx", "=");
-  size_t eq = s.find('=');
-  if (eq != std::string::npos && is_simple_lhs(trim(std::string_view(s).substr(0, eq)))) {
-    s = s.substr(s.rfind('=') + 1);
+  if (s.find(',') == std::string::npos) {
+    s = std::string(right_hand_side(s));
     strip_ends();
   }
   strip_units(s);
@@ -600,7 +607,7 @@ bool wraps_whole(std::string_view s, size_t open_len, size_t close_len) {
 }
 
 ex parse_item(std::string_view s) {
-  std::string_view t = trim(s);
+  std::string_view t = trim(right_hand_side(trim(s)));
   if (t.empty()) throw ParseFail("empty element");
   return Parser(t).parse_all();
 }

@@ -182,6 +182,8 @@ const std::vector<MathCase>& cases() {
       {"greek_symbol", "\\boxed{\\alpha + 1}", "1+\\alpha", 1},
       {"subscripts", "\\boxed{a_1 + a_2}", "a_{2}+a_{1}", 1},
       {"wrong_polynomial", "\\boxed{x^2+1}", "(x+1)^2", 0},
+      {"equations_in_list", "\\boxed{x = 5, y = 3}", "x=5, y=3", 1},
+      {"equations_in_list_wrong", "\\boxed{x = 5, y = 4}", "x=5, y=3", 0},
       {"function_rhs", "\\boxed{f(x) = 3x - 2}", "3x-2", 1},
       {"rational_function", "\\boxed{\\frac{x^2-1}{x-1}}", "x+1", 1},
       // --- words
