@@ -9,6 +9,7 @@ pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 pkg_check_modules(GINAC REQUIRED IMPORTED_TARGET ginac)
+pkg_check_modules(NETTLE REQUIRED IMPORTED_TARGET nettle)  # SHA-256 of checkpoint files
 if(GRPO_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

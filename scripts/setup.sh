@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 DEB_PACKAGES=(
   cmake ninja-build g++ pkg-config
   libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libseccomp-dev libre2-dev libginac-dev gnuplot-nox
+  libgtest-dev libgmock-dev libseccomp-dev libre2-dev libginac-dev gnuplot-nox nettle-dev
 )
 
 missing=()

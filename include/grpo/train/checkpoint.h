@@ -1,0 +1,100 @@
+#pragma once
+// Checkpoints that survive crashes. Layout of <output_dir>/checkpoints/:
+//   checkpoint-00000120/          one directory per saved step (zero-padded so names sort by step)
+//     model.safetensors           policy weights (named tensors; F32 / BF16 / F16 as held)
+//     optimizer.pt                torch::optim state (torch::serialize::OutputArchive)
+//     rng.pt                      CPU generator state and, when present, each CUDA device's, per rank
+//     state.json                  step, stage, data-loader position, scheduler, extra loop state
+//     config.yaml                 the resolved config of the run
+//     metrics.jsonl               the metrics logged up to this step
+//     manifest.json               SHA-256 and size of every file above
+//     COMPLETE                    marker, written last inside the directory
+//   latest                        "checkpoint-00000120\n", replaced atomically after each save
+//   .tmp-checkpoint-...           a save in progress (or one a crash interrupted): never loaded
+// A save writes everything into a .tmp directory, fsyncs each file and the directory, renames it
+// to its final name, fsyncs the parent, then replaces `latest` (temp file, fsync, rename, fsync dir)
+// and prunes old checkpoints. A crash at any point leaves either the previous state or the new
+// complete checkpoint. Loading verifies the marker and every checksum. See docs/checkpoints.md.
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "grpo/data/loader.h"
+
+namespace grpo::train {
+
+/// Random-number generator states of one rank.
+struct RngState {
+  torch::Tensor cpu;                // at::Generator::get_state() of the default CPU generator, uint8
+  std::vector<torch::Tensor> cuda;  // one per visible CUDA device, in device order; empty without CUDA
+};
+
+/// Captures the default CPU generator's state, and each CUDA device's when CUDA is available.
+RngState capture_rng_state();
+/// Restores what capture_rng_state() returned. Throws grpo::InputError when the state has CUDA
+/// entries for more devices than are visible now.
+void restore_rng_state(const RngState& s);
+
+/// Everything the training loop needs to continue where it stopped, apart from the weights and the
+/// optimizer (which are passed separately because they are large and owned by the model).
+struct TrainState {
+  int64_t step = 0;                       // optimizer steps completed
+  std::string stage = "grpo";             // training stage (grpo, sft, ...)
+  data::LoaderPosition data;              // next prompt to draw
+  nlohmann::json scheduler = nlohmann::json::object();  // scheduler state (e.g. {"kind", "warmup", "total"})
+  std::string config_yaml;                // resolved config (config::dump_config)
+  std::string metrics_jsonl;              // metrics.jsonl content up to this step
+  nlohmann::json extra = nlohmann::json::object();      // any other loop state (counters, best score, ...)
+  std::vector<RngState> rng;              // per rank (index = rank); rank 0's at least
+};
+
+/// Named tensors in a fixed order (model.named_parameters() / named_buffers()).
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+/// Saves step `state.step` under <output_dir>/checkpoints/ (layout above), then keeps only the
+/// newest `keep_last` complete checkpoints (>= 1) and removes leftover .tmp directories. Weights are
+/// copied to the CPU and written in their dtype (float32, bfloat16 or float16). `optimizer` may be
+/// null (nothing saved). An existing checkpoint of the same step is replaced atomically. Returns the
+/// checkpoint directory. Throws grpo::InputError when a file cannot be written (disk full, no
+/// permission), leaving the previous checkpoints untouched.
+std::string save_checkpoint(const std::string& output_dir, const TrainState& state, const NamedTensors& weights,
+                            torch::optim::Optimizer* optimizer, int keep_last);
+
+/// What load_checkpoint returns.
+struct LoadedCheckpoint {
+  std::string path;
+  TrainState state;
+};
+
+/// Verifies `checkpoint_dir` (COMPLETE marker, manifest, every file's size and SHA-256) and loads
+/// it: `weights` are overwritten in place (copy_ keeps their device and dtype; every name must be
+/// present with the same shape), the optimizer state is loaded when `optimizer` is not null. RNG
+/// states are returned in state.rng, not applied (call restore_rng_state). Throws grpo::InputError
+/// naming the checkpoint and the first problem: missing or mismatching file, corrupt content,
+/// missing or extra weight, shape mismatch.
+LoadedCheckpoint load_checkpoint(const std::string& checkpoint_dir, const NamedTensors& weights,
+                                 torch::optim::Optimizer* optimizer);
+
+/// Checks a checkpoint without loading it; returns "" when valid, else the first problem.
+std::string verify_checkpoint(const std::string& checkpoint_dir);
+
+/// The checkpoint to resume from: `resume` == "" -> nullopt (fresh start); "auto" -> the newest
+/// valid checkpoint under <output_dir>/checkpoints/ (newest step first; a corrupt or incomplete one
+/// is skipped with a warning naming it and why), nullopt when there is none; anything else is a
+/// checkpoint directory that must be valid, or grpo::InputError names it and the problem.
+std::optional<std::string> find_resume(const std::string& resume, const std::string& output_dir);
+
+/// Complete checkpoint directories under <output_dir>/checkpoints/, oldest first, as (step, path).
+/// Does not verify checksums (see verify_checkpoint).
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& output_dir);
+
+/// SHA-256 of a file as 64 lowercase hex digits (nettle). Throws grpo::InputError when unreadable.
+std::string sha256_file(const std::string& path);
+
+}  // namespace grpo::train

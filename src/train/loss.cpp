@@ -1,0 +1,167 @@
+#include "grpo/train/loss.h"
+
+#include <algorithm>
+
+#include "grpo/util/error.h"
+
+namespace grpo::train {
+
+LossOptions LossOptions::from_config(const config::GrpoConfig& g, int64_t max_completion_length) {
+  LossOptions o;
+  o.loss_type = g.loss_type;
+  o.importance_sampling_level = g.importance_sampling_level;
+  o.epsilon_low = g.epsilon;
+  o.epsilon_high = g.epsilon_high.value_or(g.epsilon);
+  o.beta = g.beta;
+  o.entropy_coef = g.entropy_coef;
+  o.max_completion_length = max_completion_length;
+  return o;
+}
+
+namespace {
+
+void require_same_shape(const torch::Tensor& t, const torch::Tensor& ref, const char* name) {
+  GRPO_REQUIRE(t.sizes() == ref.sizes(), "loss: ", name, " must have the shape of logprobs ", ref.sizes(), ", got ",
+               t.sizes());
+}
+
+// Sum of x over the masked entries, as a double (metrics only; no graph).
+double masked_sum(const torch::Tensor& x, const torch::Tensor& m) {
+  torch::NoGradGuard ng;
+  if (x.size(-1) == 1 && m.size(-1) != 1) return x.detach().sum().item<double>();
+  return (x.detach() * m).sum().item<double>();
+}
+
+}  // namespace
+
+LossResult compute_loss(const LossInputs& in, const LossOptions& opt, const LossNormaliser& norm) {
+  using config::LossType;
+  GRPO_REQUIRE(in.logprobs.defined() && in.logprobs.dim() == 2, "loss: logprobs must be [B, T]");
+  GRPO_REQUIRE(in.logprobs.is_floating_point(), "loss: logprobs must be floating point, got ", in.logprobs.dtype());
+  const auto& logp = in.logprobs;
+  const int64_t B = logp.size(0);
+  const auto dt = logp.scalar_type();
+  GRPO_REQUIRE(in.completion_mask.defined(), "loss: completion_mask is required");
+  require_same_shape(in.completion_mask, logp, "completion_mask");
+  GRPO_REQUIRE(in.advantages.defined(), "loss: advantages are required");
+  GRPO_REQUIRE((in.advantages.dim() == 1 && in.advantages.size(0) == B) ||
+                   (in.advantages.dim() == 2 && in.advantages.sizes() == logp.sizes()),
+               "loss: advantages must be [B] = [", B, "] or [B, T], got ", in.advantages.sizes());
+  if (in.old_logprobs.defined()) require_same_shape(in.old_logprobs, logp, "old_logprobs");
+  const bool use_kl = opt.beta != 0.0;
+  if (use_kl) {
+    GRPO_REQUIRE(in.ref_logprobs.defined(), "loss: ref_logprobs are required when beta != 0 (beta = ", opt.beta, ")");
+    require_same_shape(in.ref_logprobs, logp, "ref_logprobs");
+  }
+  const bool use_entropy = opt.entropy_coef != 0.0;
+  if (use_entropy) GRPO_REQUIRE(in.entropies.defined(), "loss: entropies are required when entropy_coef != 0");
+  if (in.entropies.defined()) require_same_shape(in.entropies, logp, "entropies");
+  const bool per_seq_norm = opt.loss_type == LossType::GRPO || opt.loss_type == LossType::DR_GRPO;
+  if (per_seq_norm)
+    GRPO_REQUIRE(norm.num_sequences > 0, "loss: normaliser.num_sequences must be > 0 for loss_type ",
+                 config::enum_name(opt.loss_type));
+  if (opt.loss_type == LossType::DR_GRPO)
+    GRPO_REQUIRE(opt.max_completion_length > 0, "loss: max_completion_length must be > 0 for dr_grpo");
+  GRPO_REQUIRE(opt.epsilon_low > 0 && opt.epsilon_high > 0, "loss: epsilon and epsilon_high must be > 0");
+
+  // Effective mask: completion tokens whose old (and ref) log-prob is finite. Everything else is
+  // replaced by a neutral value with torch::where, so neither the loss nor the gradient ever sees
+  // a -inf or NaN from a masked position (a product with a zero mask would give 0 * inf = NaN).
+  auto sel = in.completion_mask.to(torch::kBool);
+  auto old = in.old_logprobs.defined() ? in.old_logprobs.to(dt) : logp.detach();
+  sel = sel & torch::isfinite(old);
+  torch::Tensor ref;
+  if (use_kl) {
+    ref = in.ref_logprobs.to(dt);
+    sel = sel & torch::isfinite(ref);
+  }
+  const auto m = sel.to(dt);
+  const auto zeros = torch::zeros_like(logp);
+  const auto log_ratio = torch::where(sel, logp - torch::where(sel, old, zeros), zeros);
+
+  torch::Tensor w;
+  if (opt.importance_sampling_level == config::ImportanceSamplingLevel::TOKEN) {
+    w = log_ratio;  // [B, T]
+  } else {
+    w = (log_ratio * m).sum(-1, true) / m.sum(-1, true).clamp_min(1.0);  // [B, 1], GSPO
+  }
+  const auto coef_1 = torch::exp(w.clamp(-opt.log_ratio_clamp, opt.log_ratio_clamp));
+  const auto coef_2 = coef_1.clamp(1.0 - opt.epsilon_low, 1.0 + opt.epsilon_high);
+  auto adv = in.advantages.to(dt);
+  if (adv.dim() == 1) adv = adv.unsqueeze(1);
+  auto per_token = -torch::min(coef_1 * adv, coef_2 * adv);
+
+  torch::Tensor kl;
+  if (use_kl) {
+    const auto d = torch::where(sel, torch::where(sel, ref, zeros) - logp, zeros);
+    kl = torch::exp(d) - d - 1.0;
+    per_token = per_token + opt.beta * kl;
+  }
+
+  const auto weighted = per_token * m;  // broadcasts [B, 1] (sequence level) to [B, T]
+  torch::Tensor loss;
+  switch (opt.loss_type) {
+    case LossType::GRPO:
+      loss = (weighted.sum(-1) / m.sum(-1).clamp_min(1.0)).sum() / norm.num_sequences;
+      break;
+    case LossType::BNPO:
+    case LossType::DAPO:
+      loss = weighted.sum() / std::max(1.0, norm.num_tokens);
+      break;
+    case LossType::DR_GRPO:
+      loss = weighted.sum() / (norm.num_sequences * static_cast<double>(opt.max_completion_length));
+      break;
+  }
+
+  LossResult res;
+  {
+    torch::NoGradGuard ng;
+    res.metrics.policy_loss = loss.detach().item<double>();
+    const auto is_low = ((coef_1 < 1.0 - opt.epsilon_low) & (adv < 0)).to(dt);
+    const auto is_high = ((coef_1 > 1.0 + opt.epsilon_high) & (adv > 0)).to(dt);
+    const auto is_region = ((is_low + is_high) > 0).to(dt);
+    res.metrics.clip_low_sum = masked_sum(is_low, m);
+    res.metrics.clip_high_sum = masked_sum(is_high, m);
+    res.metrics.clip_region_sum = masked_sum(is_region, m);
+    res.metrics.token_count = m.sum().item<double>();
+    res.metrics.clip_count = is_low.size(-1) == 1 ? static_cast<double>(B) : res.metrics.token_count;
+    if (use_kl) res.metrics.kl_sum = masked_sum(kl, m);
+    if (in.entropies.defined())
+      res.metrics.entropy_sum = (torch::where(sel, in.entropies.detach().to(dt), zeros)).sum().item<double>();
+  }
+  if (use_entropy) {
+    const auto ent = torch::where(sel, in.entropies.to(dt), zeros);
+    loss = loss - opt.entropy_coef * (ent.sum() / std::max(1.0, norm.num_tokens));
+  }
+  res.loss = loss;
+  return res;
+}
+
+std::pair<torch::Tensor, torch::Tensor> completion_mask_from_ids(const torch::Tensor& completion_ids,
+                                                                 const std::vector<int64_t>& eos_ids) {
+  GRPO_REQUIRE(completion_ids.defined() && completion_ids.dim() == 2, "completion_mask_from_ids: ids must be [B, T]");
+  GRPO_REQUIRE(!eos_ids.empty(), "completion_mask_from_ids: at least one EOS id is needed");
+  const auto ids = completion_ids.to(torch::kInt64);
+  auto is_eos = torch::zeros_like(ids, torch::kBool);
+  for (int64_t e : eos_ids) is_eos = is_eos | (ids == e);
+  const int64_t T = ids.size(1);
+  const auto has_eos = is_eos.any(1);
+  // First EOS position, or T when there is none (TRL: eos_idx = is_eos.int().argmax(dim=1) where any).
+  auto eos_idx = torch::full({ids.size(0)}, T, ids.options());
+  eos_idx = torch::where(has_eos, is_eos.to(torch::kInt32).argmax(1), eos_idx);
+  const auto pos = torch::arange(T, ids.options()).unsqueeze(0);
+  auto mask = (pos <= eos_idx.unsqueeze(1)).to(torch::kFloat32);
+  return {mask, has_eos.logical_not()};
+}
+
+torch::Tensor mask_truncated(const torch::Tensor& completion_mask, const torch::Tensor& truncated) {
+  GRPO_REQUIRE(completion_mask.defined() && completion_mask.dim() == 2, "mask_truncated: mask must be [B, T]");
+  GRPO_REQUIRE(truncated.defined() && truncated.dim() == 1 && truncated.size(0) == completion_mask.size(0),
+               "mask_truncated: truncated must be [B] = [", completion_mask.size(0), "], got ",
+               truncated.defined() ? truncated.sizes() : torch::IntArrayRef{});
+  const auto keep = truncated.to(torch::kBool).logical_not().unsqueeze(1);
+  if (completion_mask.scalar_type() == torch::kBool) return completion_mask & keep;
+  return completion_mask * keep.to(completion_mask.scalar_type());
+}
+
+}  // namespace grpo::train
