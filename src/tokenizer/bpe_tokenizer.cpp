@@ -511,14 +511,14 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf(const gguf::File& f) {
   std::vector<PreStep> steps;
   if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe" || pre == "falcon3" || pre == "pixtral") {
     steps = {S{S::SPLIT, SplitPattern::LLAMA3, false}};
-  } else if (pre == "qwen2" || pre == "deepseek-r1-qwen" || pre == "megrez") {
+  } else if (pre == "qwen2" || pre == "deepseek-r1-qwen" || pre == "megrez" || pre == "stablelm2") {
     steps = {S{S::SPLIT, SplitPattern::QWEN2, false}};
   } else if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "command-r" || pre == "codeshell" ||
              pre == "exaone" || pre == "minerva-7b") {
     steps = {S{S::DIGITS, SplitPattern::GPT2, true}, S{S::SPLIT, SplitPattern::GPT2, false}};
   } else if (pre == "gpt-2" || pre == "gpt2" || pre == "phi-2" || pre == "jina-es" || pre == "jina-de" ||
              pre == "gigachat" || pre == "jina-v2-es" || pre == "jina-v2-de" || pre == "jina-v2-code" ||
-             pre == "roberta-bpe") {
+             pre == "roberta-bpe" || pre == "mpt" || pre == "olmo" || pre == "jais") {
     steps = {S{S::SPLIT, SplitPattern::GPT2, false}};
   } else {
     throw InputError(str(path, ": tokenizer.ggml.pre '", pre,
