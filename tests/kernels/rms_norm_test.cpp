@@ -119,3 +119,32 @@ TEST(RmsNormCuda, RmsNormBfloat16MatchesFloat64) {
 
 }  // namespace
 }  // namespace grpo::kernels::test
+
+namespace grpo::kernels::test {
+namespace {
+
+// Rollouts run under torch::InferenceMode: every differentiable op must work there too and give
+// the same values as with autograd on.
+TEST(KernelOpsCpu, WorkUnderInferenceMode) {
+  torch::manual_seed(53);
+  auto x = torch::randn({5, 16}), r = torch::randn({5, 16}), w = torch::randn({16});
+  auto gate = torch::randn({5, 16}), up = torch::randn({5, 16});
+  auto q = torch::randn({5, 2, 16}), k = torch::randn({5, 1, 16});
+  auto cs = torch::rand({5, 8}), sn = torch::rand({5, 8});
+  auto tgt = torch::randint(0, 5, {5}, torch::kLong);
+  auto y0 = add_rms_norm(x, r, w, 1e-6);
+  auto s0 = swiglu(gate, up);
+  auto q0 = rope(q, k, cs, sn);
+  auto l0 = token_logprobs(x, r, tgt, 1.0, 2);  // r as a 5-token vocabulary
+  c10::InferenceMode guard;
+  auto y1 = add_rms_norm(x, r, w, 1e-6);
+  EXPECT_TRUE(torch::equal(std::get<0>(y0), std::get<0>(y1)));
+  EXPECT_TRUE(torch::equal(std::get<1>(y0), std::get<1>(y1)));
+  EXPECT_TRUE(torch::equal(s0, swiglu(gate, up)));
+  EXPECT_TRUE(torch::equal(std::get<0>(q0), std::get<0>(rope(q, k, cs, sn))));
+  EXPECT_TRUE(torch::equal(std::get<0>(l0), std::get<0>(token_logprobs(x, r, tgt, 1.0, 2))));
+  EXPECT_TRUE(torch::equal(rms_norm(x, w, 1e-6), rms_norm(x, w, 1e-6)));
+}
+
+}  // namespace
+}  // namespace grpo::kernels::test
