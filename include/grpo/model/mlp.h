@@ -1,0 +1,17 @@
+#pragma once
+// SwiGLU feed-forward (Shazeer 2020, "GLU Variants Improve Transformer"):
+// down(silu(gate(x)) * up(x)), no biases, as in Llama/Qwen/Mixtral experts.
+#include <torch/torch.h>
+
+namespace grpo::model {
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t hidden, int64_t intermediate);
+  /// x: [..., hidden] -> [..., hidden], same dtype.
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+}  // namespace grpo::model

@@ -1,0 +1,38 @@
+#include "grpo/model/attention.h"
+
+#include "grpo/model/rotary.h"
+
+namespace grpo::model {
+
+AttentionImpl::AttentionImpl(const ModelSpec& s, int64_t layer_index)
+    : layer_(layer_index), n_heads_(s.num_attention_heads), n_kv_heads_(s.num_key_value_heads), head_dim_(s.head_dim) {
+  auto lin = [](int64_t i, int64_t o, bool bias) { return torch::nn::Linear(torch::nn::LinearOptions(i, o).bias(bias)); };
+  q_proj = register_module("q_proj", lin(s.hidden_size, n_heads_ * head_dim_, s.attention_bias));
+  k_proj = register_module("k_proj", lin(s.hidden_size, n_kv_heads_ * head_dim_, s.attention_bias));
+  v_proj = register_module("v_proj", lin(s.hidden_size, n_kv_heads_ * head_dim_, s.attention_bias));
+  o_proj = register_module("o_proj", lin(n_heads_ * head_dim_, s.hidden_size, false));
+  if (s.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, s.rms_norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, s.rms_norm_eps));
+  }
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask, KVCache* cache) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto q = q_proj(x).view({B, T, n_heads_, head_dim_});
+  auto k = k_proj(x).view({B, T, n_kv_heads_, head_dim_});
+  auto v = v_proj(x).view({B, T, n_kv_heads_, head_dim_}).transpose(1, 2);
+  if (q_norm) {
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  q = apply_rope(q.transpose(1, 2), cos, sin);  // [B, H, T, hd]
+  k = apply_rope(k.transpose(1, 2), cos, sin);  // [B, Hkv, T, hd]
+  if (cache) std::tie(k, v) = cache->write(layer_, k, v);
+  auto out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                              /*scale=*/std::nullopt, /*enable_gqa=*/n_heads_ != n_kv_heads_);
+  return o_proj(out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}));
+}
+
+}  // namespace grpo::model

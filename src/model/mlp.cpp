@@ -1,0 +1,16 @@
+#include "grpo/model/mlp.h"
+
+namespace grpo::model {
+
+MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate) {
+  auto lin = [](int64_t i, int64_t o) { return torch::nn::Linear(torch::nn::LinearOptions(i, o).bias(false)); };
+  gate_proj = register_module("gate_proj", lin(hidden, intermediate));
+  up_proj = register_module("up_proj", lin(hidden, intermediate));
+  down_proj = register_module("down_proj", lin(intermediate, hidden));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+}
+
+}  // namespace grpo::model

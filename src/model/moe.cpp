@@ -1,0 +1,82 @@
+#include "grpo/model/moe.h"
+
+namespace grpo::model {
+
+MoeImpl::MoeImpl(const ModelSpec& s)
+    : n_experts_(s.moe.num_experts),
+      top_k_(s.moe.top_k),
+      norm_topk_(s.moe.norm_topk_prob),
+      sigmoid_(s.moe.scoring == config::RouterScoring::SIGMOID) {
+  gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(s.hidden_size, n_experts_).bias(false)));
+  experts = register_module("experts", torch::nn::ModuleList());
+  for (int64_t e = 0; e < n_experts_; ++e) experts->push_back(Mlp(s.hidden_size, s.moe.moe_intermediate_size));
+  if (s.moe.n_shared_experts > 0)
+    shared_expert = register_module("shared_expert", Mlp(s.hidden_size, s.moe.shared_intermediate_size));
+  if (s.moe.shared_expert_gate)
+    shared_expert_gate =
+        register_module("shared_expert_gate", torch::nn::Linear(torch::nn::LinearOptions(s.hidden_size, 1).bias(false)));
+  e_score_correction_bias = register_buffer("e_score_correction_bias", torch::zeros({n_experts_}));
+  pending_load_ = torch::zeros({n_experts_});
+}
+
+std::pair<torch::Tensor, MoeStats> MoeImpl::forward(const torch::Tensor& x_in, const torch::Tensor& valid_in) {
+  const auto shape = x_in.sizes().vec();
+  auto x = x_in.reshape({-1, shape.back()});
+  const int64_t N = x.size(0);
+  auto logits = gate(x).to(torch::kFloat32);  // [N, E]
+  auto probs = torch::softmax(logits, -1);
+  auto scores = sigmoid_ ? torch::sigmoid(logits) : probs;
+  auto bias = e_score_correction_bias.to(torch::kFloat32);
+  auto idx = std::get<1>(torch::topk(scores + bias.unsqueeze(0), top_k_, -1));  // [N, k]
+  auto weights = scores.gather(1, idx);
+  if (norm_topk_) weights = weights / weights.sum(-1, true);
+  weights = weights.to(x.scalar_type());
+
+  // Dropless dispatch: sort the N*k assignments by expert, run each expert on its contiguous slice.
+  auto flat = idx.reshape(-1);
+  auto order = flat.argsort(/*stable=*/true);
+  auto counts = torch::bincount(flat, {}, n_experts_).cpu();
+  auto token_of = order.div(top_k_, "floor");
+  auto w_sorted = weights.reshape(-1).index_select(0, order);
+  auto out = torch::zeros_like(x);
+  const auto* cnt = counts.data_ptr<int64_t>();
+  int64_t offset = 0;
+  for (int64_t e = 0; e < n_experts_; ++e) {
+    const int64_t c = cnt[e];
+    if (c == 0) continue;
+    auto tok = token_of.narrow(0, offset, c);
+    auto y = experts->at<MlpImpl>(e).forward(x.index_select(0, tok)) * w_sorted.narrow(0, offset, c).unsqueeze(1);
+    out.index_add_(0, tok, y);
+    offset += c;
+  }
+  if (shared_expert) {
+    auto sh = shared_expert(x);
+    if (shared_expert_gate) sh = torch::sigmoid(shared_expert_gate(x)) * sh;
+    out = out + sh;
+  }
+
+  MoeStats st;
+  {
+    torch::NoGradGuard ng;
+    auto valid = valid_in.defined() ? valid_in.to(torch::kFloat32).reshape({N}) : torch::ones({N}, probs.options());
+    auto vk = valid.repeat_interleave(top_k_);
+    st.load = torch::zeros({n_experts_}, probs.options()).scatter_add_(0, flat, vk);
+    auto aux_idx = std::get<1>(torch::topk(probs, top_k_, -1)).reshape(-1);
+    st.aux_tokens = torch::zeros({n_experts_}, probs.options()).scatter_add_(0, aux_idx, vk);
+    st.valid_tokens = valid.sum();
+    if (is_training()) pending_load_ = pending_load_.to(st.load.device()) + st.load;
+  }
+  auto valid = valid_in.defined() ? valid_in.to(torch::kFloat32).reshape({N, 1}) : torch::ones({N, 1}, probs.options());
+  st.aux_probs = (probs * valid).sum(0);  // differentiable: the aux loss trains the router through it
+  return {out.view(shape), st};
+}
+
+void MoeImpl::update_bias(double speed) {
+  torch::NoGradGuard ng;
+  auto load = pending_load_.to(e_score_correction_bias.device());
+  auto delta = torch::sign(load.mean() - load) * speed;
+  e_score_correction_bias.add_(delta.to(e_score_correction_bias.scalar_type()));
+  pending_load_ = torch::zeros_like(pending_load_);
+}
+
+}  // namespace grpo::model
