@@ -29,7 +29,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <thread>
 
 #include "grpo/reward/sandbox_seccomp.h"
 #include "grpo/util/error.h"
@@ -165,6 +168,7 @@ struct Plan {
   std::vector<std::string> env_s;
   std::vector<char*> env;
   const std::vector<uint8_t>* bpf = nullptr;
+  std::vector<char> child_stack;  // the stage child's stack (it shares init's memory until exec)
 };
 
 int64_t now_ns() {
@@ -262,6 +266,17 @@ bool close_all_but(int* keep, int n) {
   child_fail(err_fd, STEP_CHILD_EXEC);
 }
 
+struct StageArgs {
+  const Plan* p;
+  const StagePlan* s;
+  int err_fd, close_fd;
+};
+int stage_entry(void* arg) {
+  const auto* a = static_cast<const StageArgs*>(arg);
+  close(a->close_fd);
+  stage_child(*a->p, *a->s, a->err_fd);
+}
+
 bool bind_read_only(const char* dst) {
   // Recursive where the kernel has mount_setattr (5.12+), else the top mount only.
   mount_attr attr{};
@@ -287,6 +302,9 @@ bool bind_read_only(const char* dst) {
     if (!close_all_but(keep, n)) init_fail(p, STEP_FDS);
   }
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // the host thread died: the run dies with it
+  // A session of its own: not the trainer's terminal or process group, and (with autogroup
+  // scheduling) its own scheduling group, like any separately started program.
+  setsid();
   sigset_t chld;  // waited for with a timeout in the stage loop
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -385,12 +403,13 @@ bool bind_read_only(const char* dst) {
     start.stage = static_cast<int32_t>(si);
     write_all_raw(p.status_fd, &start, sizeof start);
     int64_t t0 = now_ns();
-    pid_t pid = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0));
+    // vfork-style: the child borrows init's memory until it execs (no page-table copy of what
+    // init inherited from the host); init waits meanwhile.
+    StageArgs args{&p, &s, ep[1], ep[0]};
+    char* top = const_cast<char*>(p.child_stack.data()) + p.child_stack.size();
+    top = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(top) & ~uintptr_t(63));
+    pid_t pid = clone(stage_entry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     if (pid < 0) init_fail(p, STEP_FORK);
-    if (pid == 0) {
-      close(ep[0]);
-      stage_child(p, s, ep[1]);
-    }
     close(ep[1]);
     // Our copies of this stage's pipes: the program holds its own now.
     if (s.stdin_fd >= 0) close(s.stdin_fd);
@@ -556,6 +575,92 @@ struct Sandbox::Impl {
   std::vector<std::string> top_binds;                             // "usr", "etc", ...
   std::atomic<int64_t> errors{0};
 
+  // Fresh, empty network namespaces made ahead of time by a background thread: creating one
+  // waits milliseconds in the kernel, which would otherwise sit on the path of every run. Each is
+  // used by exactly one run.
+  struct NetnsStock {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<int> fds;
+    bool stop = false;
+    std::thread th;
+    void start(size_t target) {
+      th = std::thread([this, target] {
+        for (;;) {
+          {
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return stop || fds.size() < target; });
+            if (stop) return;
+          }
+          // unshare() moves only this thread into the new namespace; it never leaves it.
+          if (unshare(CLONE_NEWNET) != 0) return;
+          int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+          if (fd < 0) return;
+          std::lock_guard<std::mutex> lock(mu);
+          fds.push_back(fd);
+        }
+      });
+    }
+    int take() {
+      std::lock_guard<std::mutex> lock(mu);
+      if (fds.empty()) return -1;
+      int fd = fds.front();
+      fds.pop_front();
+      cv.notify_one();
+      return fd;
+    }
+    ~NetnsStock() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      if (th.joinable()) th.join();
+      for (int fd : fds) close(fd);
+    }
+  };
+  mutable NetnsStock netns;
+
+  // Reaps finished inits in the background, so that a run returns as soon as it has reported.
+  struct Reaper {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<pid_t> pids;
+    bool stop = false;
+    std::thread th;
+    void reap(pid_t pid) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!th.joinable()) th = std::thread([this] { loop(); });
+        pids.push_back(pid);
+      }
+      cv.notify_one();
+    }
+    void loop() {
+      for (;;) {
+        pid_t pid;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait(lock, [&] { return stop || !pids.empty(); });
+          if (pids.empty()) return;  // stop requested and nothing left
+          pid = pids.front();
+          pids.pop_front();
+        }
+        while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    ~Reaper() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      if (th.joinable()) th.join();
+    }
+  };
+  mutable Reaper reaper;
+
   struct Raw {
     std::vector<StageOutcome> stages;
     std::string error;  // setup failure, "" when none
@@ -611,6 +716,7 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
   Plan p;
   p.iso = iso;
   p.bpf = &bpf;
+  p.child_stack.resize(256 << 10);
   const std::string root = kNewRoot;
   for (const auto& [name, target] : top_symlinks) p.symlinks.emplace_back(target, root + "/" + name);
   for (const auto& name : top_binds) {
@@ -680,8 +786,18 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
     p.stages.push_back(std::move(s));
   }
 
-  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, clone_flags(iso) | SIGCHLD, nullptr, nullptr, nullptr, 0));
+  int flags = clone_flags(iso);
+  // A ready network namespace: this thread enters it for the clone() and returns right after.
+  Fd ready_net, home_net;
+  if (iso.net_ns) ready_net = Fd(netns.take());
+  if (ready_net.fd >= 0) {
+    home_net = Fd(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (home_net.fd >= 0 && setns(ready_net.fd, CLONE_NEWNET) == 0) flags &= ~CLONE_NEWNET;
+  }
+  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0));
   if (pid == 0) init_main(p);  // never returns
+  if (!(flags & CLONE_NEWNET) && iso.net_ns && setns(home_net.fd, CLONE_NEWNET) != 0)
+    throw InternalError(str("sandbox: could not return the worker thread to its network namespace: ", std::strerror(errno)));
   if (pid < 0) {
     raw.error = str("clone failed: ", std::strerror(errno));
     raw.setup_errno = errno;
@@ -885,10 +1001,9 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
     break;
   }
   if (!reaped) {
-    rusage ru{};
-    int st = 0;
-    while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {
-    }
+    // Everything of the run has been reported; init is exiting (the kernel is tearing down its
+    // namespaces, which can wait on RCU grace periods). Reap it off this thread's path.
+    reaper.reap(pid);
     reaped = true;
   }
   return raw;
@@ -1032,6 +1147,7 @@ Sandbox::Sandbox(const config::SandboxConfig& cfg) : cfg_(cfg), impl_(std::make_
       throw InputError(str("sandbox: cannot set up even the minimal sandbox (mount namespace, read-only view): ", why));
     }
   }
+  if (iso_.net_ns) impl_->netns.start(static_cast<size_t>(std::max(2, 2 * cfg_.num_workers)));
   log::debug(str("sandbox: isolation ", iso_.describe()));
 }
 
