@@ -8,6 +8,9 @@ namespace grpo::cli {
 /// `grpo config check|show|docs`.
 void register_config_commands(CLI::App& app);
 
+/// `grpo model info|convert`: inspect and convert policy models.
+void register_model_commands(CLI::App& app);
+
 /// `grpo tokenizer encode|decode|info|train`.
 void register_tokenizer_commands(CLI::App& app);
 
