@@ -9,6 +9,7 @@
 
 #include "grpo/tokenizer/bpe_tokenizer.h"
 #include "grpo/tokenizer/unicode.h"
+#include "grpo/util/error.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/strings.h"
 #include "test_paths.h"
@@ -67,6 +68,10 @@ size_t check_parity(const Tokenizer& tok, const std::string& name) {
     EXPECT_EQ(tok.decode(q), ref["decode"][i].get<std::string>()) << name << " decode #" << i << " ids " << show(q);
   }
   return n;
+}
+
+std::vector<int32_t> check_ids_of(const std::string& s) {
+  return BpeTokenizer::from_tokenizer_json(grpo::test::kTokData + "qwen2_style/tokenizer.json")->encode(s);
 }
 
 TEST(BpeParity, Qwen2StyleTokenizerJson) {
@@ -136,6 +141,23 @@ TEST(BpeParity, SmolLM2GgufMetadataEqualsTokenizerJson) {
   EXPECT_TRUE(tok->is_special(1));
   EXPECT_EQ(tok->piece(1), "<|im_start|>");
   EXPECT_EQ(tok->decode(std::vector<int32_t>{1, 2}, true), "");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(TokenizerLoader, PicksKindFromPathAndConfig) {
+  // A directory holding tokenizer.json loads as BPE; the model's own tokenizer is used when
+  // tokenizer.path is empty.
+  grpo::config::TokenizerConfig cfg;
+  auto tok = grpo::tok::load_tokenizer(cfg, grpo::test::kTokData + "qwen2_style");
+  EXPECT_NE(tok->describe().find("qwen2_style/tokenizer.json"), std::string::npos) << tok->describe();
+  EXPECT_EQ(tok->encode("hello 42"), check_ids_of("hello 42"));
+  cfg.path = grpo::test::kTokData + "qwen2_style/tokenizer.json";
+  cfg.type = grpo::config::TokenizerType::SENTENCEPIECE;  // wrong kind: a clear error, not a crash
+  EXPECT_THROW(grpo::tok::load_tokenizer(cfg), grpo::InputError);
+  EXPECT_THROW(grpo::tok::load_tokenizer(grpo::config::TokenizerConfig{}, ""), grpo::InputError);
 }
 
 }  // namespace
