@@ -158,6 +158,20 @@ TEST(CodeReward, MissingInterpreterIsAConfigError) {
   EXPECT_THROW(reward::CodeReward(config::CodeParams{}, cfg), InputError);
 }
 
+TEST(SandboxRunEach, LongTestListsRunInChunksInOrder) {
+  reward::Sandbox sb(limits());
+  reward::SandboxRequest req;
+  req.source = "print(int(input()) * 3)\n";
+  std::vector<std::string> ins;
+  for (int i = 0; i < 40; ++i) ins.push_back(std::to_string(i) + "\n");  // more than one chunk of 32
+  auto rs = sb.run_each(req, ins);
+  ASSERT_EQ(rs.size(), 40u);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(reward::status_name(rs[static_cast<size_t>(i)].status), "ok") << i;
+    EXPECT_EQ(rs[static_cast<size_t>(i)].stdout_data, std::to_string(3 * i) + "\n");
+  }
+}
+
 TEST(SandboxPool, RunsABatchOverlappedAndInOrder) {
   reward::Sandbox sb(limits());
   reward::SandboxPool pool(sb, 2);
