@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("grpo ") + GRPO_VERSION);
   app.require_subcommand(1);
   grpo::cli::register_config_commands(app);
+  grpo::cli::register_launch_commands(app);
   grpo::cli::register_model_commands(app);
   grpo::cli::register_tokenizer_commands(app);
   grpo::cli::register_sandbox_commands(app);

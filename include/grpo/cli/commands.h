@@ -20,4 +20,7 @@ void register_sandbox_commands(CLI::App& app);
 /// `grpo reward CONFIG --input FILE.jsonl --out FILE.jsonl`: scores completions offline.
 void register_reward_commands(CLI::App& app);
 
+/// `grpo launch --nproc N -- <subcommand> ...`: N local data-parallel worker processes.
+void register_launch_commands(CLI::App& app);
+
 }  // namespace grpo::cli

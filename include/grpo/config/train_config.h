@@ -128,9 +128,13 @@ template <> struct EnumNames<DistBackend> {
 struct DistributedConfig {
   DistBackend backend = DistBackend::AUTO;
   double timeout_s = 300.0;
+  double ddp_bucket_cap_mb = 25.0;  // as transformers' TrainingArguments.ddp_bucket_cap_mb
+  bool overlap_grad_reduce = true;
   template <class V> void visit(V& v) {
     v("backend", backend, "c10d backend: auto (nccl on CUDA, gloo on CPU), nccl or gloo.");
     v("timeout_s", timeout_s, "A collective that waits longer than this fails the run (a dead or hung rank).", greater_than(0));
+    v("ddp_bucket_cap_mb", ddp_bucket_cap_mb, "Gradients are all-reduced in buckets of about this many MiB.", greater_than(0));
+    v("overlap_grad_reduce", overlap_grad_reduce, "Start each bucket's all-reduce during backward as soon as its gradients are ready; false = all after backward.");
   }
 };
 

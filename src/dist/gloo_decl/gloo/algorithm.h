@@ -1,0 +1,3 @@
+#pragma once
+// See gloo/decl.h.
+#include "gloo/decl.h"

@@ -1,0 +1,316 @@
+// Multi-process data parallel on CPU over Gloo: the worker program (tests/dist/worker_main.cpp)
+// trains a tiny LM; 2 processes must end where 1 process ends, through grpo launch and torchrun;
+// a dead or hung rank must fail the others within the timeout; ranks that disagree on the config
+// must refuse to start. Every command runs under `timeout` so that no test can hang.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "common/subprocess.h"
+#include "grpo/dist/distributed.h"
+#include "grpo/dist/grad_reducer.h"
+#include "grpo/dist/launcher.h"
+#include "grpo/util/error.h"
+
+namespace grpo::dist {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_cmd;
+
+const std::string kWorker = std::string(GRPO_TEST_BIN_DIR) + "/dist_worker";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("grpo_dist_test_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::vector<double> read_values(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<double> v;
+  double x;
+  while (in >> x) v.push_back(x);
+  return v;
+}
+
+std::map<std::string, double> read_metrics(const std::string& path) {
+  std::ifstream in(path);
+  std::map<std::string, double> m;
+  std::string k;
+  double v;
+  while (in >> k >> v) m[k] = v;
+  return m;
+}
+
+// max |a - b| / max |a|: the parameters of two runs, as one relative figure.
+double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::abs(a[i] - b[i]));
+    den = std::max(den, std::abs(a[i]));
+  }
+  return num / den;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // The reference: one process, the whole global batch (world size 1, no process group).
+    ref_ = new TempDir();
+    auto r = run_cmd("timeout 120 " + kWorker + " train --out " + (*ref_ / "one"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+  }
+  static void TearDownTestSuite() { delete ref_; }
+
+  // Two processes must reach the one-process parameters: float32 sums in a different order
+  // (per-rank partial sums, then the all-reduce) differ by a few ulps per step; after 5 AdamW
+  // steps the measured difference is 1e-8 (dapo) and 3e-8 (grpo) relative. 1e-5 is the agreed
+  // bound; a local dapo normaliser moves parameters by 1.2e-2 (ALocalNormalizerIsCaught).
+  static void expect_matches_reference(const std::string& prefix) {
+    for (const char* loss : {".dapo.txt", ".grpo.txt"}) {
+      auto one = read_values(*ref_ / ("one" + std::string(loss)));
+      auto two = read_values(prefix + loss);
+      ASSERT_EQ(one.size(), two.size()) << loss;
+      ASSERT_GT(one.size(), 100u);
+      EXPECT_LE(rel_diff(one, two), 1e-5) << loss;
+    }
+    auto m1 = read_metrics(*ref_ / "one.metrics.txt");
+    auto m2 = read_metrics(prefix + ".metrics.txt");
+    EXPECT_EQ(m2["world"], 2);
+    EXPECT_EQ(m2["tokens"], m1["tokens"]);  // the metrics all-reduce (sum) of integer counts
+    EXPECT_NEAR(m2["loss"], m1["loss"], 1e-4 * std::abs(m1["loss"]));
+    EXPECT_EQ(m2["rank_min"], 0);
+    EXPECT_EQ(m2["rank_max"], 1);
+    EXPECT_EQ(m2["rank_mean"], 0.5);
+  }
+  static TempDir* ref_;
+};
+TempDir* DataParallel::ref_ = nullptr;
+
+TEST_F(DataParallel, LossesDifferSoTheComparisonIsNotVacuous) {
+  auto dapo = read_values(*ref_ / "one.dapo.txt");
+  auto grpo = read_values(*ref_ / "one.grpo.txt");
+  ASSERT_EQ(dapo.size(), grpo.size());
+  EXPECT_GT(rel_diff(dapo, grpo), 1e-3);
+}
+
+TEST_F(DataParallel, TwoProcessesWithGrpoLaunchMatchOne) {
+  TempDir t;
+  auto r = run_cmd("timeout 120 " + std::string(GRPO_BIN) + " launch --nproc 2 --program " + kWorker +
+                   " -- train --out " + (t / "two"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("[rank 0] rank 0: done"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[rank 1] rank 1: done"), std::string::npos) << r.out;
+  expect_matches_reference(t / "two");
+}
+
+TEST_F(DataParallel, ALocalNormalizerIsCaught) {
+  // Each rank dividing the dapo loss by its own token count instead of the global one: the
+  // comparison above must see it (so it is not passing by being too loose).
+  TempDir t;
+  auto r = run_cmd("timeout 120 " + std::string(GRPO_BIN) + " launch --nproc 2 --program " + kWorker +
+                   " -- train --local-normalizer 1 --out " + (t / "bad"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto one = read_values(*ref_ / "one.dapo.txt");
+  auto bad = read_values(t / "bad.dapo.txt");
+  ASSERT_EQ(one.size(), bad.size());
+  EXPECT_GT(rel_diff(one, bad), 1e-4);
+}
+
+TEST_F(DataParallel, TwoProcessesWithTorchrunNoPythonMatchOne) {
+  TempDir t;
+  const std::string torchrun = fs::path(GRPO_PYTHON).parent_path() / "torchrun";
+  ASSERT_TRUE(fs::exists(torchrun)) << torchrun;
+  auto r = run_cmd("timeout 120 " + torchrun + " --nproc-per-node 2 --nnodes 1 --master-addr 127.0.0.1 --master-port " +
+                   std::to_string(pick_free_port()) + " --no-python " + kWorker + " train --out " + (t / "tr"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  expect_matches_reference(t / "tr");
+}
+
+// Starts both ranks of a 2-process group directly (no supervisor that would stop the others),
+// waits for rank 0 only, then kills rank 1. Returns rank 0's exit code, its stderr and seconds.
+struct RankZero {
+  int rc;
+  std::string err;
+  double seconds;
+};
+RankZero run_pair_and_wait_rank0(const TempDir& t, const std::string& args) {
+  const std::string env = "WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                          std::to_string(pick_free_port());
+  const std::string script = "env " + env + " RANK=1 LOCAL_RANK=1 " + kWorker + " " + args + " 2>" + (t / "r1.err") +
+                             " & p1=$!; env " + env + " RANK=0 LOCAL_RANK=0 " + kWorker + " " + args + " 2>" +
+                             (t / "r0.err") + "; rc=$?; kill -9 $p1 2>/dev/null; wait $p1 2>/dev/null; exit $rc";
+  std::ofstream(t / "pair.sh") << script << "\n";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_cmd("timeout 120 bash " + (t / "pair.sh"));
+  double s = seconds_since(t0);
+  std::ifstream ef(t / "r0.err");
+  std::string err((std::istreambuf_iterator<char>(ef)), {});
+  return {r.rc, err, s};
+}
+
+TEST(DataParallelFailures, KilledRankFailsTheOthersWithAMessage) {
+  TempDir t;
+  auto r = run_pair_and_wait_rank0(t, "train --out " + (t / "x") + " --timeout 10 --die-rank 1 --die-step 2");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.rc, 124) << "rank 0 hung until the test's own timeout";
+  EXPECT_NE(r.err.find("failed on rank 0 of 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("a peer rank died, hung or timed out"), std::string::npos) << r.err;
+  // Start-up (~2 s per process here) + the 10 s timeout bound, with slack for a loaded machine.
+  EXPECT_LT(r.seconds, 40.0);
+}
+
+TEST(DataParallelFailures, HungRankTimesOutTheOthers) {
+  TempDir t;
+  auto r = run_pair_and_wait_rank0(t, "train --out " + (t / "x") + " --timeout 5 --hang-rank 1 --hang-step 2");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.rc, 124) << "rank 0 hung until the test's own timeout";
+  EXPECT_NE(r.err.find("failed on rank 0 of 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("distributed.timeout_s=5"), std::string::npos) << r.err;
+  EXPECT_LT(r.seconds, 40.0);
+}
+
+TEST(DataParallelFailures, LaunchStopsTheOthersAndNamesTheFailedRank) {
+  TempDir t;
+  // Rank 0 sleeps (outside any collective) while rank 1 dies: only the launcher can stop rank 0.
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_cmd("timeout 120 " + std::string(GRPO_BIN) + " launch --nproc 2 --grace-s 3 --program " + kWorker +
+                   " -- train --out " + (t / "x") + " --timeout 60 --die-rank 1 --die-step 1 --hang-rank 0 --hang-step 1");
+  double s = seconds_since(t0);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("rank 1 (pid"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("was killed by SIGKILL; stopped the other 1 rank(s)"), std::string::npos) << r.err;
+  EXPECT_LT(s, 30.0);  // far below the 60 s collective timeout: the launcher stopped rank 0
+}
+
+TEST(DataParallelFailures, ConfigMismatchIsRefusedAtStart) {
+  const std::string launch = "timeout 120 " + std::string(GRPO_BIN) + " launch --nproc 2 --program " + kWorker + " -- ";
+  auto same = run_cmd(launch + "fingerprint --config 'lr: 1'");
+  EXPECT_EQ(same.rc, 0) << same.err;
+  EXPECT_NE(same.out.find("[rank 1] rank 1: fingerprints agree"), std::string::npos) << same.out;
+  auto diff = run_cmd(launch + "fingerprint --config 'lr: 1' --config-rank1 'lr: 2'");
+  EXPECT_NE(diff.rc, 0);
+  EXPECT_NE(diff.err.find("rank 1 differs from rank 0 in resolved config"), std::string::npos) << diff.err;
+}
+
+TEST(Launch, BadUsageIsAnInputError) {
+  auto r = testing::run_grpo("launch --nproc 2 --program /nonexistent -- x");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("'/nonexistent' is not an executable file"), std::string::npos) << r.err;
+  auto z = testing::run_grpo("launch --nproc 0 -- config docs");
+  EXPECT_EQ(z.rc, 2) << z.err;
+}
+
+TEST(Launch, ForwardsOutputAndExitCodes) {
+  // launch_workers writes to this process's stdout/stderr, so it runs through grpo here.
+  auto r = testing::run_grpo("launch --nproc 3 --master-port 29999 --program /bin/sh -- -c 'echo out $RANK/$WORLD_SIZE/$LOCAL_RANK:$MASTER_PORT; echo err $MASTER_ADDR >&2'");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NE(r.out.find("[rank " + std::to_string(k) + "] out " + std::to_string(k) + "/3/" + std::to_string(k) +
+                         ":29999"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.err.find("[rank " + std::to_string(k) + "] err 127.0.0.1"), std::string::npos) << r.err;
+  }
+  auto f = testing::run_grpo("launch --nproc 2 --program /bin/sh -- -c 'exit $((3 * RANK))'");
+  EXPECT_EQ(f.rc, 1);
+  EXPECT_NE(f.err.find("rank 1 (pid"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("exited with code 3"), std::string::npos) << f.err;
+}
+
+TEST(Launch, ForwardsSigterm) {
+  // SIGTERM to the launcher once its workers run (they sleep 60 s): it must stop them and exit.
+  TempDir t;
+  const std::string script = std::string(GRPO_BIN) + " launch --nproc 2 --program /bin/sh -- -c 'echo started; exec sleep 60' >" +
+                             (t / "out") + " 2>" + (t / "err") + " & p=$!; for i in $(seq 300); do grep -q started " + (t / "out") +
+                             " && break; sleep 0.2; done; kill -TERM $p; wait $p";
+  std::ofstream(t / "term.sh") << script << "\n";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_cmd("timeout 100 bash " + (t / "term.sh"));
+  std::ifstream ef(t / "err");
+  std::string err((std::istreambuf_iterator<char>(ef)), {});
+  EXPECT_EQ(r.rc, 1) << err;  // grpo reports the interruption as an error
+  EXPECT_NE(err.find("interrupted by SIGTERM; forwarded it to the 2 worker(s)"), std::string::npos) << err;
+  EXPECT_LT(seconds_since(t0), 50.0);  // not the workers' 60 s
+}
+
+// In-process checks that need no second process.
+TEST(Distributed, WorldSizeOneIsTheIdentity) {
+  config::DistributedConfig cfg;
+  auto d = Distributed::create(cfg, "cpu", LaunchEnv{});
+  EXPECT_FALSE(d->has_group());
+  auto t = torch::tensor({1.5, -2.0}, torch::kFloat64);
+  d->all_reduce(t, ReduceOp::MEAN);
+  EXPECT_TRUE(torch::equal(t, torch::tensor({1.5, -2.0}, torch::kFloat64)));
+  EXPECT_EQ(d->all_gather_string("x"), std::vector<std::string>{"x"});
+  EXPECT_EQ(d->global_normalizer(7), 7);
+  d->barrier();
+}
+
+TEST(Distributed, GlooGroupOfOneReducesAndGathers) {
+  config::DistributedConfig cfg;
+  cfg.timeout_s = 10;
+  auto d = Distributed::create(cfg, "cpu", LaunchEnv{}, /*force_group=*/true);
+  ASSERT_TRUE(d->has_group());
+  EXPECT_EQ(d->backend(), config::DistBackend::GLOO);
+  auto t = torch::tensor({3.0f, 4.0f});
+  d->all_reduce(t, ReduceOp::SUM);
+  EXPECT_TRUE(torch::equal(t, torch::tensor({3.0f, 4.0f})));
+  auto m = d->all_reduce(std::map<std::string, double>{{"a", 1.0}, {"b", 2.0}}, ReduceOp::MAX);
+  EXPECT_EQ(m["b"], 2.0);
+  EXPECT_EQ(d->all_gather_string("hello"), std::vector<std::string>{"hello"});
+  d->barrier();
+  // Gradients through the bucketed path with hooks: world size 1 averages to themselves.
+  auto w = torch::tensor({1.0f, 2.0f, 3.0f}, torch::requires_grad());
+  auto v = torch::tensor({4.0f}, torch::requires_grad());
+  GradientReducer red(d, {w, v}, {/*bucket_bytes=*/8, /*overlap=*/true});
+  EXPECT_EQ(red.num_buckets(), 2);
+  ((w * w).sum() + 3 * v.sum()).backward();
+  red.synchronize();
+  EXPECT_TRUE(torch::allclose(w.grad(), torch::tensor({2.0f, 4.0f, 6.0f})));
+  EXPECT_TRUE(torch::allclose(v.grad(), torch::tensor({3.0f})));
+}
+
+TEST(Distributed, BadBackendOrDeviceIsAnInputError) {
+  config::DistributedConfig cfg;
+  cfg.backend = config::DistBackend::NCCL;
+  EXPECT_THROW(Distributed::create(cfg, "cpu", LaunchEnv{}), InputError);
+  cfg.backend = config::DistBackend::AUTO;
+  EXPECT_THROW(Distributed::create(cfg, "tpu", LaunchEnv{}), InputError);
+}
+
+TEST(Distributed, NcclGroupOfOneOnAGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: the NCCL path is only compiled and linked here";
+  auto r = run_cmd("timeout 120 " + kWorker + " nccl-selftest");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("nccl-selftest: ok"), std::string::npos) << r.out;
+}
+
+TEST(Distributed, ResumeNeedsTheSameWorldSize) {
+  EXPECT_NO_THROW(require_same_world_size(4, 4, "ckpt"));
+  try {
+    require_same_world_size(4, 2, "runs/x/checkpoint-10");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint runs/x/checkpoint-10 was written by a run of 4 process(es), this run has 2"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace grpo::dist
