@@ -319,6 +319,7 @@ bool bind_read_only(const char* dst) {
   }
   // Non-dumpable: the unprivileged program may not open /proc/1/mem or ptrace us.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  umask(022);  // the host's umask (maybe 077) must not make the program's files unreadable to it
   if (p.iso.uts_ns && sethostname("sandbox", 7) != 0) init_fail(p, STEP_HOSTNAME);
 
   // 2. The filesystem view.
