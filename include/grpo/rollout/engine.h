@@ -1,0 +1,95 @@
+#pragma once
+// The rollout engine: G sampled completions per prompt with a KV-cached policy.
+//
+// Scheduling (continuous batching over model::KVCache):
+//  - each distinct prompt is prefilled once; its cache row is copied into its G completion slots
+//    (a prompt with more completions than fit in one batch is prefilled once per admitted chunk);
+//  - a finished sequence leaves the batch at the end of the step that finished it: its slot is
+//    refilled from the queue of waiting prompts, or, when none wait, the cache is compacted to the
+//    live rows, so decode work tracks live sequences, not the longest one;
+//  - the decode batch holds at most max_batch_size rows, and (when kv_cache_budget_tokens > 0) the
+//    cache rows held at once (live rows plus the prefill rows of prompts being admitted), each of
+//    capacity longest prompt + max_completion_length tokens, never exceed that many tokens.
+// Sampling is reproducible for a given seed, prompt list, G and config (batching decisions are a
+// deterministic function of these), and stays on the model's device apart from one copy of the
+// drawn ids per step, which the host needs for stop conditions.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "grpo/config/rollout_config.h"
+#include "grpo/model/transformer.h"
+#include "grpo/rollout/completion.h"
+#include "grpo/rollout/sampling_params.h"
+
+namespace grpo::tok {
+class Tokenizer;
+}
+
+namespace grpo::rollout {
+
+/// What one generate() call did (for logs and the benchmark).
+struct RolloutStats {
+  int64_t prompt_tokens = 0;      // prefilled tokens (each distinct prompt once per admission)
+  int64_t completion_tokens = 0;  // sampled tokens kept in completions
+  int64_t decode_steps = 0;       // batched forward passes of one token per row
+  int64_t decoded_rows = 0;       // sum over decode steps of the batch size
+  int64_t peak_batch = 0;         // largest decode batch
+  int64_t peak_cache_tokens = 0;  // largest (rows x capacity) held
+  double prefill_seconds = 0.0;   // wall time in prefill forwards
+  double decode_seconds = 0.0;    // wall time in everything else
+};
+
+/// Limits of the scheduler (from the rollout: section).
+struct EngineLimits {
+  int max_batch_size = 64;             // most rows decoded at once
+  int64_t kv_cache_budget_tokens = 0;  // 0 = no limit
+};
+
+class RolloutEngine {
+ public:
+  /// `model` and `tokenizer` must outlive the engine. The EOS set is params.eos_token_ids plus every
+  /// eos id of tokenizer.special() plus model->spec().eos_token_id (when >= 0). Throws
+  /// grpo::InputError when params are invalid (see SamplingParams::validate), a limit is < 1 or
+  /// an eos/stop id is outside the model's vocabulary.
+  RolloutEngine(model::Transformer model, const tok::Tokenizer& tokenizer, SamplingParams params,
+                EngineLimits limits = {});
+  /// Same, taking params and limits from the rollout: section.
+  RolloutEngine(model::Transformer model, const tok::Tokenizer& tokenizer, const config::RolloutConfig& cfg);
+
+  /// Samples `num_generations` completions for each prompt (token ids, no padding); returns
+  /// prompt_ids.size() * num_generations completions, completion j of prompt i at i * G + j.
+  /// Runs under torch::InferenceMode with the model in eval mode (its mode is restored after). A prompt of length L gets at most
+  /// min(max_completion_length, max_position_embeddings - L) new tokens. Throws grpo::InputError
+  /// for: no prompts, an empty prompt, a prompt with L >= max_position_embeddings, an id outside
+  /// the vocabulary, num_generations < 1, or a kv_cache_budget_tokens too small for two rows.
+  std::vector<Completion> generate(const std::vector<std::vector<int64_t>>& prompt_ids, int num_generations,
+                                   uint64_t seed);
+
+  /// Text prompts: each is encoded as is (bos prepended when the tokenizer asks for one), then
+  /// generate(). Throws as generate().
+  std::vector<Completion> generate_text(const std::vector<std::string>& prompts, int num_generations, uint64_t seed);
+
+  /// Called after each step with (finished completions so far, total completions); for progress bars.
+  void set_progress_callback(std::function<void(int64_t, int64_t)> cb) { progress_ = std::move(cb); }
+
+  const SamplingParams& params() const { return params_; }
+  /// The sorted, de-duplicated ids that end a completion as EOS.
+  const std::vector<int64_t>& eos_ids() const { return eos_ids_; }
+  /// Statistics of the last generate() call.
+  const RolloutStats& last_stats() const { return stats_; }
+
+ private:
+  model::Transformer model_;
+  const tok::Tokenizer* tok_;
+  SamplingParams params_;
+  EngineLimits limits_;
+  std::vector<int64_t> eos_ids_;
+  RolloutStats stats_;
+  std::function<void(int64_t, int64_t)> progress_;
+};
+
+}  // namespace grpo::rollout
