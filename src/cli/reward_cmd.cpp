@@ -1,6 +1,7 @@
 // `grpo reward CONFIG --input FILE.jsonl [--out FILE.jsonl]`: scores completions offline with the
 // config's reward functions, so a reward setup can be debugged before a run.
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -68,6 +69,13 @@ reward::RewardInput parse_row(const std::string& line, const std::string& where)
   return in;
 }
 
+// A float32 reward as a JSON number with float precision (0.95f prints as 0.95, not 0.949999988).
+double json_value(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(v));
+  return std::strtod(buf, nullptr);
+}
+
 struct Summary {
   double sum = 0, min = std::numeric_limits<double>::infinity(), max = -std::numeric_limits<double>::infinity();
   size_t count = 0, problems = 0;
@@ -113,11 +121,11 @@ void run(const RewardArgs& a) {
       nlohmann::json row = std::move(batch[i].reference);
       nlohmann::json values = nlohmann::json::object();
       for (size_t f = 0; f < names.size(); ++f) {
-        values[names[f]] = res.per_function[f][i];
+        values[names[f]] = json_value(res.per_function[f][i]);
         per[f].add(res.per_function[f][i]);
       }
       row["rewards"] = std::move(values);
-      row["reward"] = res.total[i];
+      row["reward"] = json_value(res.total[i]);
       total.add(res.total[i]);
       if (!problems[i].empty()) row["reward_problems"] = std::move(problems[i]);
       if (res.masked[i]) {

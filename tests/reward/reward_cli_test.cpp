@@ -14,13 +14,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct ProcessResult {
   int rc = -1;
   std::string output;  // stdout and stderr
 };
 
-Run run(const std::string& args) {
-  Run r;
+ProcessResult run(const std::string& args) {
+  ProcessResult r;
   std::string cmd = std::string(GRPO_BIN) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -58,7 +58,7 @@ TEST_F(RewardCli, ScoresEachRowAndPrintsSummary) {
                          R"({"completion": "<think>t</think><answer>(6 - 2) * 6</answer>", "answer": "24", "nums": [2, 6, 6], "target": 24})" "\n"
                          R"({"completion": [{"role": "assistant", "content": "\\boxed{1}"}], "answer": "\\frac{", "nums": [1], "target": 1})" "\n");
   std::string out = (dir_ / "out.jsonl").string();
-  Run r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in + " --out " + out);
+  ProcessResult r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in + " --out " + out);
   ASSERT_EQ(r.rc, 0) << r.output;
   std::ifstream f(out);
   std::vector<nlohmann::json> rows;
@@ -102,21 +102,21 @@ TEST_F(RewardCli, ScoresEachRowAndPrintsSummary) {
 
 TEST_F(RewardCli, MalformedJsonNamesFileAndLine) {
   std::string in = write("bad.jsonl", "{\"completion\": \"a\", \"answer\": \"1\"}\n\n{\"completion\": \"b\", \n");
-  Run r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);
+  ProcessResult r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);
   EXPECT_EQ(r.rc, 2) << r.output;
   EXPECT_NE(r.output.find("bad.jsonl:3: invalid JSON"), std::string::npos) << r.output;
 }
 
 TEST_F(RewardCli, MissingCompletionNamesFileAndLine) {
   std::string in = write("nocomp.jsonl", "{\"completion\": \"a\"}\n{\"prompt\": \"p\", \"answer\": \"1\"}\n");
-  Run r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);
+  ProcessResult r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);
   EXPECT_EQ(r.rc, 2) << r.output;
   EXPECT_NE(r.output.find("nocomp.jsonl:2: missing field \"completion\""), std::string::npos) << r.output;
 }
 
 TEST_F(RewardCli, NonObjectAndMissingFile) {
   std::string in = write("arr.jsonl", "[1, 2]\n");
-  Run r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);
+  ProcessResult r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);
   EXPECT_EQ(r.rc, 2) << r.output;
   EXPECT_NE(r.output.find("arr.jsonl:1: each line must be a JSON object"), std::string::npos) << r.output;
   r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + (dir_ / "nope.jsonl").string());
