@@ -127,7 +127,8 @@ ModelSpec spec_from_hf_config(const nlohmann::json& j, const std::string& path) 
       break;
     case MoeLayout::QWEN2_MOE:
     case MoeLayout::QWEN3_MOE:
-      m.num_experts = r.integer("num_experts");
+      // transformers 5 saves Qwen3-MoE's count as num_local_experts (attribute_map); hub files say num_experts.
+      m.num_experts = r.has("num_experts") ? r.integer("num_experts") : r.integer("num_local_experts");
       m.top_k = r.integer("num_experts_per_tok");
       m.moe_intermediate_size = r.integer("moe_intermediate_size");
       m.norm_topk_prob = r.boolean("norm_topk_prob", false);

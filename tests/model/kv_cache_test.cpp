@@ -52,7 +52,7 @@ TEST_P(KvCacheTest, IncrementalDecodingMatchesFullForward) {
   for (int64_t s = 0; s < steps; ++s) {
     auto next = torch::zeros({B, 1}, torch::kInt64);
     for (int64_t b = 0; b < B; ++b) next[b][0] = full[b][prompt_len[b] + s];
-    auto step_logits = model->logits(model->forward(next, {}, &cache).hidden)[torch::indexing::Slice(), 0];
+    auto step_logits = model->logits(model->forward(next, {}, &cache).hidden).select(1, 0);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t n = prompt_len[b] + s + 1;
       auto ref = model->logits(model->forward(full[b].narrow(0, 0, n).unsqueeze(0)).hidden)[0][n - 1];
