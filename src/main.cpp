@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   grpo::cli::register_launch_commands(app);
   grpo::cli::register_model_commands(app);
   grpo::cli::register_tokenizer_commands(app);
+  grpo::cli::register_generate_commands(app);
   grpo::cli::register_sandbox_commands(app);
   grpo::cli::register_reward_commands(app);
   try {

@@ -14,6 +14,9 @@ void register_model_commands(CLI::App& app);
 /// `grpo tokenizer encode|decode|info|train`.
 void register_tokenizer_commands(CLI::App& app);
 
+/// `grpo generate CONFIG --prompts FILE.jsonl --out FILE.jsonl`: samples completions (rollout engine).
+void register_generate_commands(CLI::App& app);
+
 /// `grpo sandbox run FILE`: one program through the code sandbox, result as JSON.
 void register_sandbox_commands(CLI::App& app);
 
