@@ -47,54 +47,60 @@ std::vector<ExportCase> cases() {
   return v;
 }
 
-class ExportTest : public ::testing::TestWithParam<int> {};
-
-TEST_P(ExportTest, TrainedModelLoadsInTransformersWithSameLogits) {
-  const auto c = cases()[GetParam()];
-  torch::manual_seed(11);
-  Transformer model(spec_from_config(c.cfg));
-  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-2));
-  auto data = torch::randint(0, c.cfg.vocab_size, {4, 10}, torch::kInt64);
-  double first = 0, last = 0;
-  for (int step = 0; step < 5; ++step) {
-    auto out = model->forward(data.narrow(1, 0, 9));
-    auto logits = model->logits(out.hidden);
-    auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, c.cfg.vocab_size}),
-                                                     data.narrow(1, 1, 9).reshape({-1})) +
-                model->spec().moe.router_aux_loss_coef * out.aux_loss;
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-    (step == 0 ? first : last) = loss.item<double>();
+// All cases in one test so transformers is imported once (its import dominates the run time).
+TEST(Export, TrainedModelsLoadInTransformersWithSameLogits) {
+  struct Run {
+    std::string dir;
+    Transformer model;
+    torch::Tensor ids, mask;
+  };
+  std::vector<Run> runs;
+  std::string cmd = std::string(GRPO_PYTHON) + " " + GRPO_SOURCE_DIR + "/scripts/check_hf_logits.py";
+  const std::string root = testing::build_dir() + "/export_test";
+  std::filesystem::remove_all(root);
+  for (const auto& c : cases()) {
+    torch::manual_seed(11);
+    Transformer model(spec_from_config(c.cfg));
+    torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-2));
+    auto data = torch::randint(0, c.cfg.vocab_size, {4, 10}, torch::kInt64);
+    double first = 0, last = 0;
+    for (int step = 0; step < 5; ++step) {
+      auto out = model->forward(data.narrow(1, 0, 9));
+      auto logits = model->logits(out.hidden);
+      auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, c.cfg.vocab_size}),
+                                                       data.narrow(1, 1, 9).reshape({-1})) +
+                  model->spec().moe.router_aux_loss_coef * out.aux_loss;
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      (step == 0 ? first : last) = loss.item<double>();
+    }
+    EXPECT_LT(last, first) << c.name;  // the steps did train the model
+    const std::string dir = root + "/" + c.name;
+    save_hf(model, dir);
+    model->eval();
+    auto ids = torch::randint(0, c.cfg.vocab_size, {2, 7}, torch::kInt64);
+    auto mask = torch::ones({2, 7}, torch::kInt64);
+    mask[1].narrow(0, 5, 2).fill_(0);
+    testing::write_tensors(dir + "/input.safetensors", {{"input_ids", ids}, {"attention_mask", mask}});
+    cmd += " " + dir + " " + dir + "/input.safetensors " + dir + "/logits.safetensors";
+    runs.push_back({dir, model, ids, mask});
   }
-  EXPECT_LT(last, first);  // the steps did train the model
-
-  const std::string dir = testing::build_dir() + "/export_test/" + c.name;
-  std::filesystem::remove_all(dir);
-  save_hf(model, dir);
-  model->eval();
+  cmd += " > " + root + "/check.log 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << "\n" << fs::read_file(root + "/check.log");
   torch::NoGradGuard ng;
-  auto ids = torch::randint(0, c.cfg.vocab_size, {2, 7}, torch::kInt64);
-  auto mask = torch::ones({2, 7}, torch::kInt64);
-  mask[1].narrow(0, 5, 2).fill_(0);
-  testing::write_tensors(dir + "/input.safetensors", {{"input_ids", ids}, {"attention_mask", mask}});
-  const std::string cmd = std::string(GRPO_PYTHON) + " " + GRPO_SOURCE_DIR + "/scripts/check_hf_logits.py " + dir +
-                          " " + dir + "/input.safetensors " + dir + "/logits.safetensors > " + dir + "/check.log 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << "\n" << fs::read_file(dir + "/check.log");
-  auto ref = testing::read_tensors(dir + "/logits.safetensors")["logits"];
-  auto ours = model->logits(model->forward(ids, mask).hidden);
-  auto valid = mask.to(torch::kBool);
-  // Acceptance bound; float32 reassociation between the two implementations is ~1e-7 relative.
-  EXPECT_LE(testing::rel_err(ours.index({valid}), ref.index({valid})), 1e-5);
-
-  // And our own loader reads the export back exactly.
-  Transformer back = load_hf(dir);
-  back->eval();
-  EXPECT_TRUE(torch::equal(back->logits(back->forward(ids, mask).hidden), ours));
+  for (auto& r : runs) {
+    auto ref = testing::read_tensors(r.dir + "/logits.safetensors")["logits"];
+    auto ours = r.model->logits(r.model->forward(r.ids, r.mask).hidden);
+    auto valid = r.mask.to(torch::kBool);
+    // Acceptance bound; float32 reassociation between the two implementations is ~1e-7 relative.
+    EXPECT_LE(testing::rel_err(ours.index({valid}), ref.index({valid})), 1e-5) << r.dir;
+    // And our own loader reads the export back exactly.
+    Transformer back = load_hf(r.dir);
+    back->eval();
+    EXPECT_TRUE(torch::equal(back->logits(back->forward(r.ids, r.mask).hidden), ours)) << r.dir;
+  }
 }
-
-INSTANTIATE_TEST_SUITE_P(Archs, ExportTest, ::testing::Range(0, 4),
-                         [](const auto& info) { return cases()[info.param].name; });
 
 }  // namespace
 }  // namespace grpo::model
