@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -191,7 +192,11 @@ int main() {
     auto [qb, sb] = gk::fp8_quantize_weight(b);
     const double ours = time_ms([&] { gk::fp8_gemm(qa, sa, qb, sb, torch::kBFloat16); }, 5);
     const double ref = time_ms([&] { torch::matmul(a, b.t()); }, 5);
-    rows.push_back({"fp8_gemm (vs bf16 cuBLAS)", "8192^3 e4m3 -> bf16", ours, ref, 2.0 * m * n * k, true});
+    rows.push_back({"fp8_gemm wmma (vs bf16)", "8192^3 e4m3 -> bf16", ours, ref, 2.0 * m * n * k, true});
+    setenv("GRPO_FP8_GEMM", "simt", 1);
+    const double simt = time_ms([&] { gk::fp8_gemm(qa, sa, qb, sb, torch::kBFloat16); }, 3);
+    unsetenv("GRPO_FP8_GEMM");
+    rows.push_back({"fp8_gemm simt (vs bf16)", "8192^3 e4m3 -> bf16", simt, ref, 2.0 * m * n * k, true});
     const double q = time_ms([&] { gk::fp8_quantize_act(a); });
     const double qref = time_ms([&] {
       Tensor t2 = a.view({m, k / 128, 128}).to(torch::kFloat);

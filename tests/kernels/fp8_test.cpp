@@ -2,6 +2,7 @@
 // GEMM vs float64 dequantise-and-multiply and vs a bfloat16 GEMM of the unquantised operands
 // (DeepGEMM's acceptance: calc_diff < 1e-3), and the FP8 linear layer's three GEMMs.
 #include <cmath>
+#include <cstdlib>
 
 #include "kernels/kernel_test_util.h"
 
@@ -138,7 +139,14 @@ TEST(Fp8Cuda, QuantizeMatchesE4m3Simulation) {
 }
 TEST(Fp8Cuda, GemmMatchesFloat64AndBf16) {
   GRPO_REQUIRE_CUDA();
+  check_gemm(torch::kCUDA);  // the tensor-core (wmma) kernel, the default
+}
+TEST(Fp8Cuda, SimtGemmMatchesFloat64AndBf16) {
+  GRPO_REQUIRE_CUDA();
+  setenv("GRPO_FP8_GEMM", "simt", 1);  // the CUDA-core kernel
   check_gemm(torch::kCUDA);
+  check_linear(torch::kCUDA);
+  unsetenv("GRPO_FP8_GEMM");
 }
 TEST(Fp8Cuda, LinearForwardAndGradientsWithinDeepGemmError) {
   GRPO_REQUIRE_CUDA();
