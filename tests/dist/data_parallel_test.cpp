@@ -283,6 +283,31 @@ TEST(Distributed, GlooGroupOfOneReducesAndGathers) {
   red.synchronize();
   EXPECT_TRUE(torch::allclose(w.grad(), torch::tensor({2.0f, 4.0f, 6.0f})));
   EXPECT_TRUE(torch::allclose(v.grad(), torch::tensor({3.0f})));
+
+  // A parameter without a gradient this step gets the (zero) average rather than being skipped,
+  // so every rank issues the same collectives.
+  w.mutable_grad() = torch::Tensor();
+  v.mutable_grad() = torch::Tensor();
+  (2 * v.sum()).backward();
+  red.synchronize();
+  EXPECT_TRUE(torch::equal(w.grad(), torch::zeros({3})));
+  EXPECT_TRUE(torch::allclose(v.grad(), torch::tensor({2.0f})));
+
+  // Two backward passes with sync on (gradient accumulation without set_sync(false)): the second
+  // would all-reduce a bucket again; synchronize() reports it instead of averaging twice.
+  ((w * w).sum() + v.sum()).backward();
+  ((w * w).sum() + v.sum()).backward();
+  EXPECT_THROW(red.synchronize(), InternalError);
+  // With set_sync(false) on the first pass the same accumulation is fine.
+  w.mutable_grad().zero_();
+  v.mutable_grad().zero_();
+  red.set_sync(false);
+  ((w * w).sum() + v.sum()).backward();
+  red.set_sync(true);
+  ((w * w).sum() + v.sum()).backward();
+  red.synchronize();
+  EXPECT_TRUE(torch::allclose(w.grad(), torch::tensor({4.0f, 8.0f, 12.0f})));
+  EXPECT_TRUE(torch::allclose(v.grad(), torch::tensor({2.0f})));
 }
 
 TEST(Distributed, BadBackendOrDeviceIsAnInputError) {
