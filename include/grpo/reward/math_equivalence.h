@@ -14,7 +14,7 @@
 // "1, 2" (unordered), plain words ("Yes", "Paris": compared case-insensitively).
 //
 // Guards: answers longer than 1000 bytes (400 after normalisation) are not parsed; number literals
-// over 300 digits, nesting deeper than 64, integer powers whose result would exceed 20000 bits
+// over 300 digits, nesting deeper than about 40 brackets, integer powers whose result would exceed 20000 bits
 // (10^10^10), symbolic powers above 64 and factorials above 500 make the text unparseable rather
 // than slow.
 #include <string>
