@@ -135,14 +135,16 @@ __global__ void __launch_bounds__(kWThreads)
   using namespace nvcuda;
   __shared__ __align__(32) __nv_bfloat16 As[BM][kLdAB];  // (m, k), row-major
   __shared__ __align__(32) __nv_bfloat16 Bs[BN][kLdAB];  // (n, k): B^T row-major = B col-major
-  __shared__ __align__(32) float Cs[BM][kLdC];
+  __shared__ __align__(32) float Cs[BM][kLdC];   // this K block's partial sums
+  __shared__ __align__(32) float Acc[BM][kLdC];  // the float32 accumulator (registers would spill)
   const int tid = threadIdx.x, warp = tid / 32, wm = warp / 2, wn = warp % 2;
   const int64_t m0 = blockIdx.y * static_cast<int64_t>(BM), n0 = blockIdx.x * static_cast<int64_t>(BN);
   const int64_t kblocks = (k + kTile - 1) / kTile;
   constexpr int kPer = BM * BN / kWThreads;  // 32 output elements per thread: e = tid + 128 j
-  float acc[kPer];
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) acc[j] = 0.f;
+  for (int j = 0; j < kPer; ++j) {
+    const int e = tid + kWThreads * j;
+    Acc[e / BN][e % BN] = 0.f;  // each thread only ever touches its own elements of Acc
+  }
   for (int64_t kb = 0; kb < kblocks; ++kb) {
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> cf[2][2];
 #pragma unroll
@@ -151,7 +153,7 @@ __global__ void __launch_bounds__(kWThreads)
       for (int j = 0; j < 2; ++j) wmma::fill_fragment(cf[i][j], 0.f);
     const int64_t kend = min(k, (kb + 1) * kTile);
     for (int64_t k0 = kb * kTile; k0 < kend; k0 += WBK) {
-#pragma unroll
+#pragma unroll 4
       for (int q = 0; q < (BM * WBK) / kWThreads; ++q) {
         const int idx = tid + q * kWThreads;
         const int rr = idx / WBK, kk = idx % WBK;
@@ -182,19 +184,17 @@ __global__ void __launch_bounds__(kWThreads)
         wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], cf[i][j], kLdC,
                                 wmma::mem_row_major);
     __syncthreads();
-#pragma unroll
     for (int j = 0; j < kPer; ++j) {
       const int e = tid + kWThreads * j, r = e / BN, c = e % BN;
       const int64_t row = min(m0 + r, m - 1), col = min(n0 + c, n - 1);
-      acc[j] += Cs[r][c] * sa[row * kblocks + kb] * sb[(col / b_block_rows) * kblocks + kb];
+      Acc[r][c] += Cs[r][c] * sa[row * kblocks + kb] * sb[(col / b_block_rows) * kblocks + kb];
     }
     __syncthreads();
   }
-#pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int e = tid + kWThreads * j, r = e / BN, c = e % BN;
     const int64_t row = m0 + r, col = n0 + c;
-    if (row < m && col < n) out[row * n + col] = from_f32<TOut>(acc[j]);
+    if (row < m && col < n) out[row * n + col] = from_f32<TOut>(Acc[r][c]);
   }
 }
 

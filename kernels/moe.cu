@@ -1,7 +1,14 @@
 // Mixture-of-experts kernels (reference: moe.cpp): permutation of token slots by expert, gather,
 // grouped GEMM over experts, its weight gradient, and the router-weighted unpermutation. Expert
 // counts never leave the device: the grouped GEMMs launch an upper bound of row tiles
-// (ceil(M / 64) + E) and each block finds its (expert, tile) from the offsets.
+// (ceil(M / 64) + E) and each block finds its (expert, tile) from the offsets. bfloat16 grouped
+// GEMMs run on the tensor cores (nvcuda::wmma, float32 accumulation) unless GRPO_MOE_GEMM=simt;
+// float32 ones, and the weight gradient, on CUDA cores.
+#include <mma.h>
+
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda_common.cuh"
 
 namespace grpo::kernels::cuda {
@@ -251,6 +258,92 @@ __global__ void moe_wgrad_kernel(const T* __restrict__ gy, const T* __restrict__
   }
 }
 
+
+// Tensor-core grouped GEMM for bfloat16: 4 warps (2x2), each a 32x32 piece of the 64x64 tile.
+constexpr int WBK = 32, kWThreads = 128, kLdAB = WBK + 8, kLdC = BN + 4;
+
+template <bool TRANS>
+__global__ void __launch_bounds__(kWThreads)
+    moe_gemm_wmma_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
+                         const int64_t* __restrict__ offsets, __nv_bfloat16* __restrict__ out,
+                         int64_t cols, int64_t red, int64_t num_experts) {
+  using namespace nvcuda;
+  __shared__ __align__(32) __nv_bfloat16 As[BM][kLdAB];  // (row, r) row-major
+  __shared__ __align__(32) __nv_bfloat16 Bs[BN][kLdAB];  // (col, r): B col-major
+  __shared__ __align__(32) float Cs[BM][kLdC];
+  __shared__ int64_t tile_info[3];
+  if (threadIdx.x == 0) {
+    int64_t e, r0, re;
+    const bool ok = find_tile(offsets, num_experts, blockIdx.x, &e, &r0, &re);
+    tile_info[0] = ok ? e : -1;
+    tile_info[1] = r0;
+    tile_info[2] = re;
+  }
+  __syncthreads();
+  const int64_t e = tile_info[0];
+  if (e < 0) return;
+  const int64_t row0 = tile_info[1], row_end = tile_info[2];
+  const int64_t col0 = blockIdx.y * static_cast<int64_t>(BN);
+  const __nv_bfloat16* we = w + e * cols * red;
+  const __nv_bfloat16 zero = __float2bfloat16_rn(0.f);
+  const int tid = threadIdx.x, warp = tid / 32, wm = warp / 2, wn = warp % 2;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> cf[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(cf[i][j], 0.f);
+  for (int64_t r0 = 0; r0 < red; r0 += WBK) {
+#pragma unroll 4
+    for (int q = 0; q < (BM * WBK) / kWThreads; ++q) {
+      const int idx = tid + q * kWThreads;
+      {
+        const int rr = idx / WBK, kk = idx % WBK;
+        const int64_t row = row0 + rr, r = r0 + kk;
+        As[rr][kk] = (row < row_end && r < red) ? x[row * red + r] : zero;
+      }
+      int jj, kk;
+      if (TRANS) {
+        jj = idx / WBK, kk = idx % WBK;
+      } else {
+        jj = idx % BN, kk = idx / BN;
+      }
+      const int64_t col = col0 + jj, r = r0 + kk;
+      Bs[jj][kk] = (col < cols && r < red) ? (TRANS ? we[col * red + r] : we[r * cols + col]) : zero;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < WBK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(af[i], &As[wm * 32 + i * 16][kk], kLdAB);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(bf[j], &Bs[wn * 32 + j * 16][kk], kLdAB);
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(cf[i][j], af[i], bf[j], cf[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      wmma::store_matrix_sync(&Cs[wm * 32 + i * 16][wn * 32 + j * 16], cf[i][j], kLdC,
+                              wmma::mem_row_major);
+  __syncthreads();
+  for (int q = 0; q < BM * BN / kWThreads; ++q) {
+    const int idx = tid + q * kWThreads, r = idx / BN, c = idx % BN;
+    const int64_t row = row0 + r, col = col0 + c;
+    if (row < row_end && col < cols) out[row * cols + col] = __float2bfloat16_rn(Cs[r][c]);
+  }
+}
+
+bool use_simt_moe_gemm() {
+  const char* v = std::getenv("GRPO_MOE_GEMM");
+  return v && std::strcmp(v, "simt") == 0;
+}
 }  // namespace
 
 int64_t moe_permute_workspace_ints(int64_t m, int64_t num_experts) {
@@ -304,6 +397,19 @@ void launch_moe_grouped_gemm(DType dt, const void* x, const void* w, const int64
   if (m == 0 || out_cols == 0) return;
   const dim3 grid(static_cast<unsigned>(ceil_div(m, BM) + num_experts),
                   static_cast<unsigned>(ceil_div(out_cols, BN)));
+  if (dt == DType::BF16 && !use_simt_moe_gemm()) {
+    auto xs = static_cast<const __nv_bfloat16*>(x);
+    auto ws = static_cast<const __nv_bfloat16*>(w);
+    auto os = static_cast<__nv_bfloat16*>(out);
+    if (trans_w)
+      moe_gemm_wmma_kernel<true><<<grid, kWThreads, 0, stream>>>(xs, ws, offsets, os, out_cols, red,
+                                                                  num_experts);
+    else
+      moe_gemm_wmma_kernel<false><<<grid, kWThreads, 0, stream>>>(xs, ws, offsets, os, out_cols,
+                                                                   red, num_experts);
+    check_launch("moe_grouped_gemm");
+    return;
+  }
   GRPO_DISPATCH_FLOAT(dt, {
     auto xs = static_cast<const scalar_t*>(x);
     auto ws = static_cast<const scalar_t*>(w);

@@ -2,6 +2,7 @@
 // gather -> grouped GEMM -> unpermute pipeline vs a float64 loop over (token, choice) pairs,
 // forward and gradients (x, expert weights, router weights); odd sizes and an empty expert.
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 #include "kernels/kernel_test_util.h"
@@ -117,7 +118,13 @@ TEST(MoeCuda, PipelineFloat32MatchesFloat64Loop) {
 }
 TEST(MoeCuda, PipelineBfloat16MatchesFloat64Loop) {
   GRPO_REQUIRE_CUDA();
+  check_pipeline(torch::kBFloat16, torch::kCUDA, 1e-2);  // tensor-core grouped GEMM
+}
+TEST(MoeCuda, PipelineBfloat16SimtMatchesFloat64Loop) {
+  GRPO_REQUIRE_CUDA();
+  setenv("GRPO_MOE_GEMM", "simt", 1);  // the CUDA-core grouped GEMM
   check_pipeline(torch::kBFloat16, torch::kCUDA, 1e-2);
+  unsetenv("GRPO_MOE_GEMM");
 }
 
 }  // namespace
