@@ -64,12 +64,12 @@ torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, at
   auto cdf = processed.softmax(-1).cumsum(-1);  // [N, V], non-decreasing
   auto total = cdf.narrow(-1, V - 1, 1);       // ~1
   auto u = torch::rand({N, 1}, gen, cdf.options()) * total;
+  // Keep u strictly below the total (rand * total can round up to it), so the search always ends on
+  // a token that carries mass.
+  u = torch::minimum(u, torch::nextafter(total, torch::zeros_like(total)));
   // right=true: the first index whose cdf exceeds u, so a zero-probability (filtered) token, whose
   // cdf equals its predecessor's, is never chosen.
-  auto idx = torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(-1);
-  // u rounding up to `total` would give V: take the last token that carries mass (the first index
-  // where the cdf reaches its maximum).
-  return torch::where(idx >= V, cdf.argmax(-1), idx);
+  return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(-1);
 }
 
 torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature) {
