@@ -80,8 +80,10 @@ if [ -n "$NVCC" ]; then CUDA_ARGS+=(-DCMAKE_CUDA_COMPILER="$NVCC"); else phase "
 phase "python3 $PY, torch at $TORCH_PREFIX, nvcc ${NVCC:-none}, $JOBS jobs"
 
 # 3. Configure and build only what the check runs.
-if [ ! -f "$BUILD/build.ninja" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+GEN=(-G Ninja)
+command -v ninja >/dev/null || GEN=()  # CMake's default generator (make) then
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DGRPO_PYTHON="$PY" -DGRPO_BUILD_TESTS=ON -DGRPO_BUILD_BENCH=ON "${CUDA_ARGS[@]}" \
     -DCMAKE_PREFIX_PATH="$PREFIX/usr;$PREFIX/$ARCH_LIB/cmake;$TORCH_PREFIX" \
     -DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG_BIN" >"$LOGS/configure.log" 2>&1 \
@@ -94,7 +96,7 @@ phase "configured $BUILD"
 TARGETS=(${GRPO_DEVICE_TARGETS:-bench_kernels_bench test_kernels})
 BUILD_RC=0
 for t in "${TARGETS[@]}"; do
-  if ninja -C "$BUILD" -j "$JOBS" "$t" >>"$LOGS/build.log" 2>&1; then
+  if cmake --build "$BUILD" -j "$JOBS" --target "$t" >>"$LOGS/build.log" 2>&1; then
     phase "built $t"
   else
     BUILD_RC=1
