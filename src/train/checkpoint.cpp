@@ -297,10 +297,14 @@ std::string verify_checkpoint(const std::string& dir) {
   for (const char* required : {"model.safetensors", "state.json"})
     if (!manifest["files"].contains(required)) return grpo::str(kManifest, " does not list ", required);
   for (const auto& [name, info] : manifest["files"].items()) {
+    if (!info.is_object() || !info.contains("bytes") || !info["bytes"].is_number_unsigned() ||
+        !info.contains("sha256") || !info["sha256"].is_string())
+      return grpo::str(kManifest, ": entry '", name, "' needs unsigned 'bytes' and string 'sha256'");
+    if (name.find('/') != std::string::npos || name == "..") return grpo::str(kManifest, ": bad file name '", name, "'");
     const auto p = d / name;
     if (!sfs::is_regular_file(p, ec)) return grpo::str("missing file ", name);
     const auto size = sfs::file_size(p, ec);
-    if (ec || !info.contains("bytes") || size != info["bytes"].get<uint64_t>())
+    if (ec || size != info["bytes"].get<uint64_t>())
       return grpo::str(name, " has ", size, " bytes, the manifest says ", info.value("bytes", json()).dump(),
                  " (truncated or modified)");
     std::string sha;

@@ -94,22 +94,33 @@ TEST(Checkpoint, RoundTripIsExact) {
 }
 
 TEST(Checkpoint, SafetensorsIsReadableByTheReferenceLibrary) {
-  // Our writer's output read back by the `safetensors` Python package (independent reader).
+  // Our writer's output parsed by the `safetensors` package's own (Rust) deserializer; its raw bytes
+  // decoded in Python (float32 as is, bf16 as the top half of a float32).
   torch::manual_seed(1);
   const auto out = fresh_dir("pyread");
   Model m;
   auto s = make_state(1);
   const auto path = grpo::train::save_checkpoint(out, s, m.named(), nullptr, 1);
-  const std::string cmd = std::string(GRPO_PYTHON) +
-                          " -c \"import sys; from safetensors.torch import load_file; t = load_file(sys.argv[1]);"
-                          " print(sorted(t), t['layer.bias_bf16'].dtype, float(t['layer.weight'].double().sum()))\" " +
-                          path + "/model.safetensors > " + out + "/py.txt";
+  const std::string script =
+      "import sys, struct\n"
+      "from safetensors import deserialize\n"
+      "t = dict(deserialize(open(sys.argv[1], 'rb').read()))\n"
+      "w, b = t['layer.weight'], t['layer.bias_bf16']\n"
+      "print(sorted(t), w['dtype'], w['shape'], b['dtype'], b['shape'])\n"
+      "print(repr(sum(struct.unpack('<12f', bytes(w['data'])))))\n"
+      "print(repr(sum(struct.unpack('<3f', b''.join(b'\\0\\0' + bytes(b['data'][i:i + 2]) for i in (0, 2, 4))))))\n";
+  std::ofstream(out + "/read.py") << script;
+  const std::string cmd = std::string(GRPO_PYTHON) + " " + out + "/read.py " + path + "/model.safetensors > " + out + "/py.txt";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   std::ifstream f(out + "/py.txt");
-  std::string text((std::istreambuf_iterator<char>(f)), {});
-  EXPECT_NE(text.find("['layer.bias_bf16', 'layer.weight'] torch.bfloat16"), std::string::npos) << text;
-  const double sum = std::stod(text.substr(text.rfind(' ') + 1));
-  EXPECT_NEAR(sum, m.w.to(torch::kFloat64).sum().item<double>(), 1e-12);
+  std::string header, wsum, bsum;
+  std::getline(f, header);
+  std::getline(f, wsum);
+  std::getline(f, bsum);
+  EXPECT_EQ(header, "['layer.bias_bf16', 'layer.weight'] F32 [4, 3] BF16 [3]");
+  // Python sums the float32 values in float64, as does the reference below: equal to 1e-12.
+  EXPECT_NEAR(std::stod(wsum), m.w.to(torch::kFloat64).sum().item<double>(), 1e-12);
+  EXPECT_NEAR(std::stod(bsum), m.b.to(torch::kFloat64).sum().item<double>(), 1e-12);
 }
 
 TEST(Checkpoint, TruncatedFileIsDetectedAndAutoResumeFallsBack) {
@@ -150,6 +161,12 @@ TEST(Checkpoint, FlippedByteFailsChecksum) {
     f.put('\x7f');
   }
   EXPECT_NE(grpo::train::verify_checkpoint(p).find("SHA-256"), std::string::npos);
+  // A damaged manifest is a problem report, not a crash or an exception.
+  std::ofstream(p + "/manifest.json") << "{\"files\": {\"state.json\": {\"bytes\": \"x\"}}";
+  EXPECT_NE(grpo::train::verify_checkpoint(p).find("unreadable manifest.json"), std::string::npos);
+  std::ofstream(p + "/manifest.json") << "{\"files\": {\"model.safetensors\": 3, \"state.json\": {}}}";
+  EXPECT_NE(grpo::train::verify_checkpoint(p).find("needs unsigned 'bytes'"), std::string::npos)
+      << grpo::train::verify_checkpoint(p);
 }
 
 TEST(Checkpoint, CrashLeftoversAreIgnored) {

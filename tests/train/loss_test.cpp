@@ -163,9 +163,10 @@ TEST(Loss, GradientAccumulationIsExactForEveryLossType) {
   }
 }
 
-TEST(Loss, GradientAccumulationWithFourUnevenMicroBatches) {
-  // k = 4 over 8 sequences of lengths 1..12, split unevenly (1, 3, 2, 2 sequences), float32 as in
-  // training; 1e-6 relative (float32 sums of <100 terms).
+TEST(Loss, GradientAccumulationKEquals1To4Float32) {
+  // k = 1, 2, 4 micro-batches over 8 sequences of lengths 0..12, split unevenly, float32 as in
+  // training, for every loss_type at token and sequence level; 1e-6 relative (float32 sums of <100
+  // terms, each rounding ~6e-8).
   torch::manual_seed(3);
   const int64_t B = 8, T = 12;
   auto mask = torch::zeros({B, T});
@@ -175,21 +176,29 @@ TEST(Loss, GradientAccumulationWithFourUnevenMicroBatches) {
   b.old = b.logp + (torch::rand({B, T}) - 0.5) * 0.8;
   b.ref = b.logp + (torch::rand({B, T}) - 0.5) * 0.6;
   const LossNormaliser n{static_cast<double>(B), mask.sum().item<double>()};
-  const int64_t bounds[] = {0, 1, 4, 6, 8};
-  for (auto lt : {LossType::GRPO, LossType::BNPO, LossType::DAPO, LossType::DR_GRPO}) {
-    LossOptions o;
-    o.loss_type = lt;
-    o.beta = 0.04;
-    o.entropy_coef = 0.01;
-    o.epsilon_high = 0.28;
-    o.max_completion_length = T;
-    auto logp1 = b.logp.clone().requires_grad_(true), ent1 = b.ent.clone().requires_grad_(true);
-    const double whole = run_rows(b, logp1, ent1, o, n, 0, B);
-    auto logp = b.logp.clone().requires_grad_(true), ent = b.ent.clone().requires_grad_(true);
-    double total = 0;
-    for (int k = 0; k < 4; ++k) total += run_rows(b, logp, ent, o, n, bounds[k], bounds[k + 1]);
-    EXPECT_NEAR(total, whole, 1e-6 * std::abs(whole)) << static_cast<int>(lt);
-    EXPECT_LT(max_rel_err(logp.grad(), logp1.grad().to(torch::kFloat64)), 1e-6) << static_cast<int>(lt);
+  const std::vector<std::vector<int64_t>> splits = {{0, 8}, {0, 3, 8}, {0, 1, 4, 6, 8}};
+  for (auto lvl : {ImportanceSamplingLevel::TOKEN, ImportanceSamplingLevel::SEQUENCE}) {
+    for (auto lt : {LossType::GRPO, LossType::BNPO, LossType::DAPO, LossType::DR_GRPO}) {
+      LossOptions o;
+      o.loss_type = lt;
+      o.importance_sampling_level = lvl;
+      o.beta = 0.04;
+      o.entropy_coef = 0.01;
+      o.epsilon_high = 0.28;
+      o.max_completion_length = T;
+      auto logp1 = b.logp.clone().requires_grad_(true), ent1 = b.ent.clone().requires_grad_(true);
+      const double whole = run_rows(b, logp1, ent1, o, n, 0, B);
+      for (const auto& bounds : splits) {
+        const auto k = bounds.size() - 1;
+        auto logp = b.logp.clone().requires_grad_(true), ent = b.ent.clone().requires_grad_(true);
+        double total = 0;
+        for (size_t j = 0; j < k; ++j) total += run_rows(b, logp, ent, o, n, bounds[j], bounds[j + 1]);
+        SCOPED_TRACE(grpo::str("loss_type ", static_cast<int>(lt), " level ", static_cast<int>(lvl), " k=", k));
+        EXPECT_NEAR(total, whole, 1e-6 * std::abs(whole));
+        EXPECT_LT(max_rel_err(logp.grad(), logp1.grad().to(torch::kFloat64)), 1e-6);
+        EXPECT_LT(max_rel_err(ent.grad(), ent1.grad().to(torch::kFloat64)), 1e-6);
+      }
+    }
   }
 }
 
