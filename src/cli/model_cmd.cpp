@@ -24,6 +24,10 @@ std::string human(int64_t n) {
   return os.str();
 }
 
+std::string dtype_name(torch::Dtype d) {
+  return d == torch::kBFloat16 ? "bfloat16" : d == torch::kFloat16 ? "float16" : d == torch::kFloat32 ? "float32" : c10::toString(d);
+}
+
 }  // namespace
 
 void register_model_commands(CLI::App& app) {
@@ -45,7 +49,7 @@ void register_model_commands(CLI::App& app) {
               << "parameters: " << n << " (" << human(n) << ")\n"
               << "active_parameters_per_token: " << s.active_parameter_count() << " ("
               << human(s.active_parameter_count()) << ")\n"
-              << "dtype: " << c10::toString(m->dtype()) << " (as loaded)\n"
+              << "dtype: " << dtype_name(m->dtype()) << " (as loaded)\n"
               << "vocab_size: " << s.vocab_size << "\n"
               << "hidden_size: " << s.hidden_size << "\n"
               << "layers: " << s.num_hidden_layers << "\n"
