@@ -9,6 +9,8 @@
 #include "grpo/config/precision_config.h"
 #include "grpo/config/reward_config.h"
 #include "grpo/config/rollout_config.h"
+#include "grpo/config/stage_config.h"
+#include "grpo/config/task_config.h"
 #include "grpo/config/train_config.h"
 
 namespace grpo::config {
@@ -26,6 +28,8 @@ struct Config {
   CheckpointConfig checkpoint;
   LoggingConfig logging;
   DistributedConfig distributed;
+  TaskConfig task;
+  std::vector<StageConfig> stages;  // empty: one grpo stage (grpo train) or one sft stage (grpo sft)
 
   template <class V> void visit(V& v) {
     v("model", model, "The policy model.");
@@ -40,6 +44,8 @@ struct Config {
     v("checkpoint", checkpoint, "Checkpointing and resume.");
     v("logging", logging, "Logs and metrics.");
     v("distributed", distributed, "Multi-process data parallel.");
+    v("task", task, "Built-in task data generation (grpo data).");
+    v("stages", stages, "Training pipeline, run in order, each stage starting from the previous one's weights; empty = a single stage.");
   }
 };
 

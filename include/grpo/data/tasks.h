@@ -1,0 +1,38 @@
+#pragma once
+// Built-in reasoning tasks, generated in C++ from a seed: each example is a JSON row with the
+// prompt, the fields its reward reads (answer; nums + target), and a worked `solution` in the R1
+// format ("<think>...</think>\n<answer>...</answer>") that the cold-start SFT trains on.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "grpo/config/task_config.h"
+
+namespace grpo::data {
+
+/// Instruction appended to every generated prompt (R1-Zero's template, shortened).
+extern const char* const kR1Instruction;
+
+/// `n` arithmetic problems ("What is 47 + 8?") with answer and a digit-by-digit solution trace.
+/// Deterministic in (cfg, n, seed) on every platform. Throws grpo::InputError for an unknown
+/// operation or min_digits > max_digits.
+std::vector<nlohmann::json> make_arithmetic(const config::ArithmeticTaskConfig& cfg, int64_t n, uint64_t seed);
+
+/// `n` countdown problems (TinyZero): numbers, a target reachable with + - * / using each number
+/// exactly once (solvability checked by exhaustive search), and one solution. Deterministic.
+std::vector<nlohmann::json> make_countdown(const config::CountdownTaskConfig& cfg, int64_t n, uint64_t seed);
+
+/// An expression using every number of `nums` exactly once with + - * / and parentheses that
+/// evaluates exactly (rational arithmetic) to `target`, or nullopt. Exhaustive over combination
+/// orders: fine for up to 6 numbers.
+std::optional<std::string> solve_countdown(const std::vector<int64_t>& nums, int64_t target);
+
+/// Generates the task's train and held-out splits (held-out prompts never appear in train) and
+/// writes them as JSONL, atomically. Throws grpo::InputError for task none, or when the task's
+/// parameter space is too small for the requested number of distinct examples.
+void write_task_splits(const config::TaskConfig& task, const std::string& train_path, const std::string& eval_path);
+
+}  // namespace grpo::data

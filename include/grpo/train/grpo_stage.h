@@ -1,0 +1,48 @@
+#pragma once
+// One GRPO stage (DeepSeekMath sec. 4.1, as TRL's GRPOTrainer runs it). Each generation batch:
+//   B prompts (sharded over ranks) -> G completions each (rollout engine) -> rewards (weighted sum)
+//   -> group-relative advantages -> old log-probs (num_iterations > 1) and reference log-probs
+//   (beta > 0) -> num_iterations optimizer steps, each over gradient_accumulation_steps
+//   micro-batches of per_device_train_batch_size completions.
+// B = per_device_train_batch_size * gradient_accumulation_steps / num_generations per rank.
+// Sampling seeds derive from (trainer.seed, rank, generation index), so a resumed run samples
+// exactly what the uninterrupted one did.
+#include <memory>
+#include <optional>
+
+#include "grpo/data/dataset.h"
+#include "grpo/reward/reward_set.h"
+#include "grpo/rollout/engine.h"
+#include "grpo/train/stage_runner.h"
+#include "grpo/train/token_batch.h"
+
+namespace grpo::train {
+
+class GrpoStage : public StageRunner {
+ public:
+  /// `rewards` and `eval_data` (may be null) must outlive the stage.
+  GrpoStage(const config::Config& cfg, StageSettings settings, Policy& policy, std::shared_ptr<dist::Distributed> dist,
+            const reward::RewardSet& rewards, const data::Dataset* eval_data);
+  ~GrpoStage() override;
+
+ protected:
+  bool train_step(std::map<std::string, double>& metrics) override;
+  nlohmann::json extra_state() const override;
+  void restore_extra_state(const nlohmann::json& s) override;
+  bool can_checkpoint() const override { return iteration_ == 0; }
+
+ private:
+  struct Generation;  // one generation batch (completions, advantages, log-probs)
+  void generate(std::map<std::string, double>& metrics);
+  torch::Tensor no_grad_logprobs(model::Transformer& model, const TokenBatch& b);
+
+  const reward::RewardSet& rewards_;
+  const data::Dataset* eval_data_;
+  std::unique_ptr<rollout::RolloutEngine> engine_;
+  model::Transformer ref_{nullptr};
+  std::unique_ptr<Generation> gen_;
+  int iteration_ = 0;          // update index within the current generation batch
+  int64_t generations_ = 0;    // generation batches drawn so far
+};
+
+}  // namespace grpo::train

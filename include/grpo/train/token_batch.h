@@ -1,0 +1,42 @@
+#pragma once
+// Prompt + completion token batches for the training forward, laid out as TRL does: prompts
+// left-padded to a common width P, completions right-padded to C, so completion token j of every
+// row sits at column P + j and its log-prob comes from the hidden state at column P + j - 1.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "grpo/model/transformer.h"
+
+namespace grpo::train {
+
+struct TokenBatch {
+  torch::Tensor input_ids;        // [B, P + C] int64 (padding holds pad_id)
+  torch::Tensor attention_mask;   // [B, P + C] int64, 1 = real token
+  torch::Tensor completion_ids;   // [B, C] int64 (pad_id after each completion)
+  torch::Tensor completion_mask;  // [B, C] float32, 1 for completion tokens (an ending EOS included)
+  int64_t prompt_width = 0;       // P
+};
+
+/// Builds the batch on `device`. Rows i take prompts[i] and completions[i]; a completion may be
+/// empty (its mask row is all zero). Throws grpo::InputError when the lists differ in length or a
+/// prompt is empty.
+TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prompts,
+                            const std::vector<const std::vector<int64_t>*>& completions, int64_t pad_id,
+                            torch::Device device);
+
+/// Per-token log-probs (and entropies) of the completion tokens under `model`:
+///   logp[b, j] = log_softmax(logits(h[b, P + j - 1]) / temperature)[completion_ids[b, j]]
+/// through the chunked token_logprobs op (never materialising [B, C, V] log-softmax). Returns
+/// {logp [B, C] float32, entropy [B, C] float32}, differentiable when grad mode is on. Also
+/// returns the MoE auxiliary loss of the forward (scalar; 0 for dense models).
+struct CompletionLogprobs {
+  torch::Tensor logprobs;   // [B, C] float32
+  torch::Tensor entropies;  // [B, C] float32
+  torch::Tensor aux_loss;   // scalar float32
+  std::vector<torch::Tensor> expert_load;  // per MoE layer [E]
+};
+CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature);
+
+}  // namespace grpo::train

@@ -1,0 +1,230 @@
+#include "grpo/train/pipeline.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "grpo/data/tasks.h"
+#include "grpo/dist/distributed.h"
+#include "grpo/dist/fingerprint.h"
+#include "grpo/reward/reward_set.h"
+#include "grpo/tokenizer/sentencepiece_tokenizer.h"
+#include "grpo/train/grpo_stage.h"
+#include "grpo/train/sft_stage.h"
+#include "grpo/util/fs.h"
+#include "grpo/util/log.h"
+
+namespace grpo::train {
+namespace {
+
+namespace sfs = std::filesystem;
+
+nlohmann::json eval_to_json(const EvalResult& e) {
+  return {{"num_prompts", e.num_prompts}, {"accuracy", e.accuracy}, {"pass_at_k", e.pass_at_k}, {"k", e.k},
+          {"reward_means", e.reward_means}, {"mean_completion_length", e.mean_completion_length},
+          {"has_accuracy", e.has_accuracy}};
+}
+EvalResult eval_from_json(const nlohmann::json& j) {
+  EvalResult e;
+  e.num_prompts = j.value("num_prompts", int64_t{0});
+  e.accuracy = j.value("accuracy", 0.0);
+  e.pass_at_k = j.value("pass_at_k", 0.0);
+  e.k = j.value("k", 1);
+  e.reward_means = j.value("reward_means", std::map<std::string, double>{});
+  e.mean_completion_length = j.value("mean_completion_length", 0.0);
+  e.has_accuracy = j.value("has_accuracy", false);
+  return e;
+}
+
+// Trains a sentencepiece tokenizer on the task's text when the config asks for one.
+void prepare_tokenizer(const config::Config& cfg) {
+  const auto& path = cfg.tokenizer.path;
+  if (cfg.task.tokenizer_vocab_size <= 0 || path.empty() || sfs::exists(path)) return;
+  GRPO_REQUIRE(path.size() > 6 && path.substr(path.size() - 6) == ".model", "tokenizer.path '", path,
+               "' must end in .model to be trained from task data (task.tokenizer_vocab_size > 0)");
+  sfs::create_directories(sfs::path(path).parent_path());
+  std::string corpus = path + ".corpus.txt";
+  {
+    std::ofstream out(corpus);
+    std::ifstream in(cfg.data.train_file);
+    for (std::string line; std::getline(in, line);) {
+      auto row = nlohmann::json::parse(line);
+      for (const char* f : {"prompt", "solution"})
+        if (row.contains(f) && row[f].is_string()) out << row[f].get<std::string>() << "\n";
+    }
+  }
+  tok::SentencePieceTrainOptions opt;
+  opt.input = corpus;
+  opt.model_prefix = path.substr(0, path.size() - 6);
+  opt.vocab_size = cfg.task.tokenizer_vocab_size;
+  opt.user_defined_symbols = {"<think>", "</think>", "<answer>", "</answer>"};
+  opt.seed = static_cast<uint32_t>(cfg.task.seed);
+  log::info(str("training a sentencepiece tokenizer (", opt.vocab_size, " pieces) on ", cfg.data.train_file));
+  tok::train_sentencepiece(opt);
+  sfs::remove(corpus);
+}
+
+std::vector<config::StageConfig> stages_of(const config::Config& cfg, bool sft_only) {
+  if (!cfg.stages.empty()) return cfg.stages;
+  config::StageConfig s;
+  s.kind = sft_only ? config::StageKind::SFT : config::StageKind::GRPO;
+  return {s};
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> prepare_task_data(config::Config& cfg, bool force) {
+  GRPO_REQUIRE(cfg.task.name != config::TaskName::NONE, "task.name is none: nothing to generate");
+  auto dir = sfs::path(cfg.trainer.output_dir) / "data";
+  if (cfg.data.train_file.empty()) cfg.data.train_file = (dir / "train.jsonl").string();
+  if (cfg.data.eval_file.empty() && cfg.task.num_eval > 0) cfg.data.eval_file = (dir / "eval.jsonl").string();
+  bool have = sfs::exists(cfg.data.train_file) && (cfg.data.eval_file.empty() || sfs::exists(cfg.data.eval_file));
+  if (force || !have) {
+    std::string eval = cfg.data.eval_file.empty() ? (dir / "eval.jsonl").string() : cfg.data.eval_file;
+    data::write_task_splits(cfg.task, cfg.data.train_file, eval);
+    log::info(str("wrote ", cfg.task.num_train, " training and ", cfg.task.num_eval, " held-out examples of task ",
+                  config::enum_name(cfg.task.name), " to ", cfg.data.train_file, " and ", eval));
+  }
+  return {cfg.data.train_file, cfg.data.eval_file};
+}
+
+std::string format_stage_table(const std::vector<StageReport>& stages) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(3);
+  std::vector<std::string> reward_keys;
+  for (const auto& s : stages)
+    for (const auto& [k, v] : s.eval.reward_means)
+      if (std::find(reward_keys.begin(), reward_keys.end(), k) == reward_keys.end()) reward_keys.push_back(k);
+  int k = stages.empty() ? 1 : stages.back().eval.k;
+  os << "| after stage | steps | held-out accuracy | pass@" << k;
+  for (const auto& r : reward_keys) os << " | reward " << r;
+  os << " | mean length |\n|---|---|---|---";
+  for (size_t i = 0; i < reward_keys.size(); ++i) os << "|---";
+  os << "|---|\n";
+  for (const auto& s : stages) {
+    if (!s.evaluated) continue;
+    os << "| " << s.name << " | " << s.steps << " | " << std::setprecision(1) << 100.0 * s.eval.accuracy << "% | "
+       << 100.0 * s.eval.pass_at_k << "% " << std::setprecision(3);
+    for (const auto& r : reward_keys) {
+      auto it = s.eval.reward_means.find(r);
+      os << "| " << (it == s.eval.reward_means.end() ? 0.0 : it->second) << " ";
+    }
+    os << "| " << std::setprecision(1) << s.eval.mean_completion_length << std::setprecision(3) << " |\n";
+  }
+  return os.str();
+}
+
+PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions& opts) {
+  config::Config cfg = cfg_in;
+  const std::string resume = !opts.resume.empty() ? opts.resume : cfg.checkpoint.resume;
+  const sfs::path out(cfg.trainer.output_dir);
+  auto ddp = dist::Distributed::create(cfg.distributed, cfg.model.device);
+  const bool is_main = ddp->is_main();
+
+  if (is_main) {
+    if (opts.overwrite && sfs::exists(out)) sfs::remove_all(out);
+    bool has_run = sfs::exists(out / "checkpoints") || sfs::exists(out / "stage-1-sft") || sfs::exists(out / "stage-1-grpo") ||
+                   sfs::exists(out / "stage.json");
+    GRPO_REQUIRE(!has_run || !resume.empty(), "trainer.output_dir '", out.string(),
+                 "' already holds a run: pass --resume auto to continue it, --overwrite to replace it, or choose "
+                 "another trainer.output_dir");
+    sfs::create_directories(out);
+  }
+  ddp->barrier();
+  log::init(log::parse_level(cfg.logging.level), (out / "train.log").string(), ddp->world_size() > 1 ? ddp->rank() : -1,
+            log::parse_level(cfg.logging.file_level));
+  install_stop_handlers();
+
+  if (cfg.task.name != config::TaskName::NONE) {
+    config::Config tmp = cfg;
+    if (is_main) prepare_task_data(tmp, false);
+    ddp->barrier();
+    cfg.data.train_file = tmp.data.train_file.empty() ? (out / "data" / "train.jsonl").string() : tmp.data.train_file;
+    if (cfg.data.eval_file.empty() && cfg.task.num_eval > 0) cfg.data.eval_file = (out / "data" / "eval.jsonl").string();
+    if (is_main) prepare_tokenizer(cfg);
+    ddp->barrier();
+  }
+  if (is_main) config::write_resolved_config(cfg, out.string());
+  ddp->check_same_fingerprint(dist::run_fingerprint(config::dump_config(cfg)));
+
+  auto stages = stages_of(cfg, opts.sft_only);
+  PipelineResult result;
+  std::string prev_final;  // final weights of the previous stage
+  reward::RewardSet rewards;
+  bool need_rewards = cfg.data.eval_file.size() > 0;
+  for (const auto& s : stages) need_rewards = need_rewards || s.kind == config::StageKind::GRPO;
+  if (need_rewards) rewards = reward::RewardSet::from_config(cfg.reward);
+
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const auto& st = stages[i];
+    std::string name(config::enum_name(st.kind));
+    sfs::path dir = stages.size() == 1 ? out : out / ("stage-" + std::to_string(i + 1) + "-" + name);
+    StageReport report{name, dir.string()};
+    config::Config scfg = cfg;
+    if (!prev_final.empty()) scfg.model.path = prev_final;
+    const sfs::path final_dir = dir / "final";
+    if (sfs::exists(dir / "stage.json")) {
+      auto j = nlohmann::json::parse(fs::read_file((dir / "stage.json").string()));
+      report.steps = j.value("steps", int64_t{0});
+      report.evaluated = j.contains("eval");
+      if (report.evaluated) report.eval = eval_from_json(j["eval"]);
+      log::info(str("stage ", i + 1, " (", name, ") already finished: ", dir.string()));
+      result.stages.push_back(report);
+      prev_final = final_dir.string();
+      continue;
+    }
+    StageSettings ss;
+    ss.kind = st.kind;
+    ss.max_steps = st.max_steps > 0 ? st.max_steps : cfg.trainer.max_steps;
+    ss.learning_rate = st.learning_rate.value_or(cfg.optimizer.learning_rate);
+    ss.per_device_train_batch_size = st.per_device_train_batch_size > 0 ? st.per_device_train_batch_size
+                                                                        : cfg.trainer.per_device_train_batch_size;
+    ss.response_field = st.response_field;
+    ss.dir = dir.string();
+    ss.resume = resume;
+    if (st.kind == config::StageKind::GRPO)
+      GRPO_REQUIRE(int64_t(ss.per_device_train_batch_size) * cfg.trainer.gradient_accumulation_steps % cfg.grpo.num_generations == 0,
+                   "stages.", i, ".per_device_train_batch_size * trainer.gradient_accumulation_steps must be a multiple of "
+                   "grpo.num_generations");
+
+    log::info(str("stage ", i + 1, "/", stages.size(), ": ", name, ", ", ss.max_steps, " steps, lr ", ss.learning_rate,
+                  ", into ", dir.string()));
+    Policy policy = load_policy(scfg);
+    if (i == 0) log::info(str("policy: ", policy.model->spec().architecture, ", ", policy.model->spec().parameter_count(),
+                              " parameters (", policy.model->spec().active_parameter_count(), " active per token); tokenizer: ",
+                              policy.tokenizer->describe()));
+    std::unique_ptr<data::Dataset> eval_data;
+    if (!cfg.data.eval_file.empty()) eval_data = load_prompt_dataset(cfg.data.eval_file, cfg, policy);
+
+    std::unique_ptr<StageRunner> runner;
+    if (st.kind == config::StageKind::SFT) runner = std::make_unique<SftStage>(scfg, ss, policy, ddp);
+    else runner = std::make_unique<GrpoStage>(scfg, ss, policy, ddp, rewards, eval_data.get());
+    auto outcome = runner->run();
+    report.steps = runner->step();
+    if (outcome == StageOutcome::INTERRUPTED) {
+      result.interrupted = true;
+      result.stages.push_back(report);
+      return result;
+    }
+    if (eval_data) {
+      log::info(str("evaluating stage ", i + 1, " (", name, ") on ", cfg.data.eval_file));
+      report.eval = evaluate(policy, *eval_data, cfg, rewards, static_cast<uint64_t>(cfg.trainer.seed) + 7919);
+      report.evaluated = true;
+    }
+    if (is_main) {
+      save_policy_dir(policy, scfg, final_dir.string());
+      nlohmann::json j = {{"stage", name}, {"steps", report.steps}};
+      if (report.evaluated) j["eval"] = eval_to_json(report.eval);
+      fs::atomic_write((dir / "stage.json").string(), j.dump(2) + "\n");
+    }
+    ddp->barrier();
+    result.stages.push_back(report);
+    prev_final = final_dir.string();
+  }
+  result.table = format_stage_table(result.stages);
+  return result;
+}
+
+}  // namespace grpo::train

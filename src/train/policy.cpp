@@ -1,0 +1,158 @@
+#include "grpo/train/policy.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "grpo/model/model_loader.h"
+#include "grpo/util/fs.h"
+#include "grpo/util/log.h"
+#include "grpo/util/safetensors.h"
+
+namespace grpo::train {
+namespace {
+
+namespace sfs = std::filesystem;
+
+std::string st_dtype(torch::Dtype d) {
+  if (d == torch::kFloat32) return "F32";
+  if (d == torch::kBFloat16) return "BF16";
+  if (d == torch::kFloat16) return "F16";
+  throw InternalError("policy weights of an unsupported dtype");
+}
+
+torch::Dtype torch_dtype(const std::string& d, const std::string& where) {
+  if (d == "F32") return torch::kFloat32;
+  if (d == "BF16") return torch::kBFloat16;
+  if (d == "F16") return torch::kFloat16;
+  throw InputError(where + ": unsupported dtype " + d + " (expected F32, BF16 or F16)");
+}
+
+bool is_weights_dir(const sfs::path& p) {
+  return sfs::is_directory(p) && sfs::exists(p / "model.safetensors") && sfs::exists(p / "config.yaml") &&
+         !sfs::exists(p / "config.json");
+}
+
+// Fills `model` from a safetensors file written by save_policy_dir / save_checkpoint.
+void load_named(model::Transformer& model, const std::string& file) {
+  safetensors::File f(file);
+  torch::NoGradGuard ng;
+  for (auto& [name, t] : policy_weights(model)) {
+    const auto* info = f.find(name);
+    GRPO_REQUIRE(info != nullptr, file, ": tensor '", name, "' is missing");
+    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    GRPO_REQUIRE(info->shape == shape, file, ": tensor '", name, "' has shape ", torch::IntArrayRef(info->shape),
+                 ", the model expects ", t.sizes());
+    auto src = torch::from_blob(const_cast<void*>(f.data(*info)), info->shape,
+                                torch::TensorOptions().dtype(torch_dtype(info->dtype, file)));
+    t.copy_(src);
+  }
+}
+
+}  // namespace
+
+NamedTensors policy_weights(model::Transformer& model) {
+  NamedTensors out;
+  for (const auto& p : model->named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : model->named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+Policy load_policy(const config::Config& cfg) {
+  Policy p;
+  const std::string& path = cfg.model.path;
+  torch::Device device = model::resolve_device(cfg.model.device);
+  if (!path.empty() && is_weights_dir(path)) {
+    // A grpo weights directory: rebuild from its own resolved config, then load its weights.
+    auto inner = config::load_config((sfs::path(path) / "config.yaml").string()).config;
+    GRPO_REQUIRE(inner.model.path != path, path, "/config.yaml: model.path points to itself");
+    inner.model.device = cfg.model.device;
+    inner.model.dtype = cfg.model.dtype;
+    if (!cfg.tokenizer.path.empty()) inner.tokenizer = cfg.tokenizer;
+    else inner.tokenizer.chat_template = cfg.tokenizer.chat_template, inner.tokenizer.assistant_prefix = cfg.tokenizer.assistant_prefix;
+    p = load_policy(inner);
+    load_named(p.model, (sfs::path(path) / "model.safetensors").string());
+    log::info(str("loaded policy weights from ", path));
+    return p;
+  }
+
+  p.tokenizer = tok::load_tokenizer(cfg.tokenizer, path);
+  if (path.empty()) {
+    config::ModelConfig mc = cfg.model;
+    if (mc.vocab_size == 0) mc.vocab_size = p.tokenizer->vocab_size();
+    GRPO_REQUIRE(mc.vocab_size >= p.tokenizer->vocab_size(), "model.vocab_size (", mc.vocab_size,
+                 ") is smaller than the tokenizer's vocabulary (", p.tokenizer->vocab_size(), ")");
+    auto spec = model::spec_from_config(mc);
+    if (!p.tokenizer->special().eos.empty()) spec.eos_token_id = p.tokenizer->special().eos.front();
+    if (p.tokenizer->special().bos) spec.bos_token_id = *p.tokenizer->special().bos;
+    torch::manual_seed(static_cast<uint64_t>(cfg.trainer.seed));
+    p.model = model::Transformer(spec);
+  } else {
+    p.model = model::load_model(path);  // Hugging Face directory or .gguf file
+  }
+  p.model->to(device, model::to_torch_dtype(cfg.model.dtype));
+  p.chat = std::make_unique<tok::ChatFormatter>(cfg.tokenizer.chat_template, *p.tokenizer, cfg.tokenizer.assistant_prefix);
+  for (int32_t id : p.tokenizer->special().eos) p.eos_ids.push_back(id);
+  if (p.model->spec().eos_token_id >= 0) p.eos_ids.push_back(p.model->spec().eos_token_id);
+  std::sort(p.eos_ids.begin(), p.eos_ids.end());
+  p.eos_ids.erase(std::unique(p.eos_ids.begin(), p.eos_ids.end()), p.eos_ids.end());
+  GRPO_REQUIRE(p.model->spec().vocab_size >= p.tokenizer->vocab_size(), "the model's vocabulary (",
+               p.model->spec().vocab_size, ") is smaller than the tokenizer's (", p.tokenizer->vocab_size(), ")");
+  return p;
+}
+
+model::Transformer clone_frozen(model::Transformer& src) {
+  model::Transformer copy(src->spec());
+  copy->to(src->device(), src->dtype());
+  copy_weights(copy, src);
+  for (auto& prm : copy->parameters()) prm.set_requires_grad(false);
+  copy->eval();
+  return copy;
+}
+
+void copy_weights(model::Transformer& dst, model::Transformer& src) {
+  torch::NoGradGuard ng;
+  auto d = policy_weights(dst);
+  auto s = policy_weights(src);
+  GRPO_CHECK(d.size() == s.size(), "models differ in their weights");
+  for (size_t i = 0; i < d.size(); ++i) {
+    GRPO_CHECK(d[i].first == s[i].first, d[i].first, " vs ", s[i].first);
+    d[i].second.copy_(s[i].second);
+  }
+}
+
+void save_policy_dir(Policy& policy, const config::Config& cfg, const std::string& dir) {
+  sfs::create_directories(dir);
+  auto weights = policy_weights(policy.model);
+  std::vector<torch::Tensor> keep;
+  std::vector<safetensors::WriteTensor> out;
+  for (auto& [name, t] : weights) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    keep.push_back(c);
+    out.push_back({name, st_dtype(c.scalar_type()), std::vector<int64_t>(c.sizes().begin(), c.sizes().end()),
+                   c.data_ptr(), static_cast<size_t>(c.nbytes())});
+  }
+  safetensors::write((sfs::path(dir) / "model.safetensors").string(), out, {{"format", "grpo"}});
+  // The config that rebuilds the architecture: the run's own, or, when the run itself started from
+  // a weights directory, that directory's (so chains of stages never point at each other).
+  config::Config c = is_weights_dir(cfg.model.path)
+                         ? config::load_config((sfs::path(cfg.model.path) / "config.yaml").string()).config
+                         : cfg;
+  // c.model.path is now empty (from scratch: record the vocab size taken from the tokenizer) or a
+  // Hugging Face directory (its weights are loaded, then overwritten by ours).
+  if (c.model.path.empty()) c.model.vocab_size = policy.model->spec().vocab_size;
+  config::write_resolved_config(c, dir);
+}
+
+std::vector<int64_t> encode_prompt(const Policy& policy, const std::vector<tok::ChatMessage>& messages) {
+  std::string text = policy.chat->render(messages, /*add_generation_prompt=*/true);
+  auto ids = policy.tokenizer->encode(text);
+  std::vector<int64_t> out;
+  out.reserve(ids.size() + 1);
+  if (policy.tokenizer->special().add_bos && policy.tokenizer->special().bos &&
+      (ids.empty() || ids.front() != *policy.tokenizer->special().bos))
+    out.push_back(*policy.tokenizer->special().bos);
+  out.insert(out.end(), ids.begin(), ids.end());
+  return out;
+}
+
+}  // namespace grpo::train

@@ -1,0 +1,78 @@
+#include "grpo/train/sft_stage.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "grpo/train/token_batch.h"
+
+namespace grpo::train {
+
+SftStage::SftStage(const config::Config& cfg, StageSettings settings, Policy& policy,
+                   std::shared_ptr<dist::Distributed> dist)
+    : StageRunner(cfg, std::move(settings), policy, std::move(dist)) {
+  const auto& field = settings_.response_field;
+  for (const auto& r : train_data_->records())
+    GRPO_REQUIRE(r.row.contains(field) && r.row[field].is_string(), r.where(), ": sft needs a string field '", field,
+                 "' (stages[].response_field) with the response to train on");
+}
+
+bool SftStage::train_step(std::map<std::string, double>& m) {
+  auto t0 = std::chrono::steady_clock::now();
+  const int world = dist_ ? dist_->world_size() : 1;
+  const int rank = dist_ ? dist_->rank() : 0;
+  const int64_t mb = settings_.per_device_train_batch_size;
+  const int ga = cfg_.trainer.gradient_accumulation_steps;
+  auto global = loader_->next_batch(mb * ga * world);
+
+  // Tokenise this rank's slice: prompt ids, response ids + EOS.
+  std::vector<std::vector<int64_t>> prompts, responses;
+  const int64_t eos = policy_.eos_ids.empty() ? -1 : policy_.eos_ids.front();
+  for (int64_t i = 0; i < mb * ga; ++i) {
+    const auto* r = global[static_cast<size_t>(rank * mb * ga + i)];
+    prompts.push_back(encode_prompt(policy_, prompt_messages(*r, cfg_)));
+    auto ids = policy_.tokenizer->encode(r->row[settings_.response_field].get<std::string>());
+    std::vector<int64_t> resp(ids.begin(), ids.end());
+    if (eos >= 0) resp.push_back(eos);
+    // Keep the sequence within the model's context.
+    int64_t room = policy_.model->spec().max_position_embeddings - static_cast<int64_t>(prompts.back().size());
+    if (static_cast<int64_t>(resp.size()) > room) resp.resize(static_cast<size_t>(std::max<int64_t>(0, room)));
+    responses.push_back(std::move(resp));
+  }
+  double local_tokens = 0;
+  for (const auto& r : responses) local_tokens += static_cast<double>(r.size());
+  // Mean over the tokens of the whole step on all ranks; gradients are averaged over ranks.
+  double denom = dist_ && world > 1 ? dist_->global_normalizer(local_tokens) : local_tokens;
+  denom = std::max(1.0, denom);
+
+  double loss_total = 0, correct = 0;
+  int64_t pad = policy_.tokenizer->special().pad.value_or(static_cast<int32_t>(std::max<int64_t>(eos, 0)));
+  const double aux_coef = policy_.model->spec().moe.num_experts > 0 ? policy_.model->spec().moe.router_aux_loss_coef : 0.0;
+  for (int k = 0; k < ga; ++k) {
+    std::vector<const std::vector<int64_t>*> ps, cs;
+    for (int64_t i = k * mb; i < (k + 1) * mb; ++i) ps.push_back(&prompts[static_cast<size_t>(i)]), cs.push_back(&responses[static_cast<size_t>(i)]);
+    auto tb = make_token_batch(ps, cs, pad, policy_.model->device());
+    if (reducer_) reducer_->set_sync(k + 1 == ga);
+    auto lp = completion_logprobs(policy_.model, tb, 1.0);
+    auto loss = -(lp.logprobs * tb.completion_mask).sum() / denom;
+    if (aux_coef > 0) loss = loss + lp.aux_loss * (aux_coef / ga);
+    loss_total += loss.item<double>();
+    loss.backward();
+    torch::NoGradGuard ng;
+    // Fraction of response tokens the model gives probability > 1/2 (then surely its argmax).
+    correct += ((lp.logprobs.detach() > std::log(0.5)).to(torch::kFloat32) * tb.completion_mask).sum().item<double>();
+  }
+  m["loss"] = loss_total;
+  m["token_prob_above_half"] = correct / std::max(1.0, local_tokens);
+  m["num_tokens"] = local_tokens;
+  bool finite = std::isfinite(loss_total);
+  double norm = 0;
+  if (finite) norm = apply_gradients(m);
+  else policy_.model->zero_grad(), m["grad_norm"] = NAN;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m["time/update"] = secs;
+  m["tokens_per_second"] = local_tokens / std::max(1e-9, secs);
+  if (dist_ && world > 1) m = dist_->all_reduce(m, dist::ReduceOp::MEAN);
+  return finite && std::isfinite(norm);
+}
+
+}  // namespace grpo::train

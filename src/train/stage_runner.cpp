@@ -1,0 +1,200 @@
+#include "grpo/train/stage_runner.h"
+
+#include <csignal>
+#include <cmath>
+#include <filesystem>
+
+#include "grpo/data/prompt.h"
+#include "grpo/util/log.h"
+
+namespace grpo::train {
+
+std::atomic<int> g_stop_signal{0};
+
+namespace {
+void on_stop_signal(int sig) {
+  g_stop_signal.store(sig);
+  std::signal(sig, SIG_DFL);  // a second Ctrl-C ends the process the usual way
+}
+
+std::string to_hex(const torch::Tensor& t) {
+  auto c = t.contiguous().to(torch::kCPU);
+  const auto* p = static_cast<const uint8_t*>(c.data_ptr());
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  s.reserve(static_cast<size_t>(c.nbytes()) * 2);
+  for (int64_t i = 0; i < c.nbytes(); ++i) s += d[p[i] >> 4], s += d[p[i] & 15];
+  return s;
+}
+torch::Tensor from_hex(const std::string& s) {
+  auto t = torch::empty({static_cast<int64_t>(s.size() / 2)}, torch::kUInt8);
+  auto* p = t.data_ptr<uint8_t>();
+  auto v = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (size_t i = 0; i + 1 < s.size(); i += 2) p[i / 2] = static_cast<uint8_t>(v(s[i]) << 4 | v(s[i + 1]));
+  return t;
+}
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+std::vector<tok::ChatMessage> prompt_messages(const data::Record& r, const config::Config& cfg) {
+  std::vector<tok::ChatMessage> out;
+  for (auto& m : data::render_prompt(r, cfg.data)) out.push_back({m.role, m.content});
+  return out;
+}
+
+std::unique_ptr<data::Dataset> load_prompt_dataset(const std::string& path, const config::Config& cfg,
+                                                   const Policy& policy) {
+  GRPO_REQUIRE(!path.empty(), "data.train_file is empty: give a JSONL file, or set task.name to generate one");
+  auto ds = std::make_unique<data::Dataset>(data::Dataset::load(path, cfg.data));
+  int64_t dropped = ds->drop_long_prompts(
+      [&](const data::Record& r) { return static_cast<int64_t>(encode_prompt(policy, prompt_messages(r, cfg)).size()); },
+      cfg.data.max_prompt_length);
+  if (dropped > 0)
+    log::warn(str(path, ": dropped ", dropped, " prompt(s) longer than data.max_prompt_length = ", cfg.data.max_prompt_length,
+                  " tokens"));
+  if (ds->num_skipped() > 0) log::warn(str(path, ": skipped ", ds->num_skipped(), " malformed record(s)"));
+  GRPO_REQUIRE(ds->size() > 0, path, ": no usable record left");
+  return ds;
+}
+
+StageRunner::StageRunner(const config::Config& cfg, StageSettings settings, Policy& policy,
+                         std::shared_ptr<dist::Distributed> dist)
+    : cfg_(cfg), settings_(std::move(settings)), policy_(policy), dist_(std::move(dist)) {
+  std::filesystem::create_directories(settings_.dir);
+  train_data_ = load_prompt_dataset(cfg_.data.train_file, cfg_, policy_);
+  loader_ = std::make_unique<data::Loader>(*train_data_, static_cast<uint64_t>(cfg_.trainer.seed), cfg_.data.shuffle);
+
+  // Decoupled weight decay on matrices only (transformers skips biases and norm weights).
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : policy_.model->parameters())
+    if (p.requires_grad()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  auto opts = torch::optim::AdamWOptions(settings_.learning_rate)
+                  .betas({cfg_.optimizer.adam_beta1, cfg_.optimizer.adam_beta2})
+                  .eps(cfg_.optimizer.adam_epsilon)
+                  .weight_decay(cfg_.optimizer.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
+  auto nd = opts;
+  nd.weight_decay(0.0);
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
+  optimizer_ = std::make_unique<torch::optim::AdamW>(groups, opts);
+  schedule_ = std::make_unique<LrSchedule>(LrSchedule::from_config(cfg_.optimizer, settings_.max_steps));
+  if (dist_ && dist_->world_size() > 1) {
+    std::vector<torch::Tensor> params;
+    for (auto& p : policy_.model->parameters()) params.push_back(p);
+    reducer_ = std::make_unique<dist::GradientReducer>(dist_, params);
+  }
+}
+
+StageRunner::~StageRunner() = default;
+
+void StageRunner::try_resume() {
+  std::optional<std::string> path = find_resume(settings_.resume, settings_.dir);
+  std::optional<std::string> history;
+  if (path) {
+    auto loaded = load_checkpoint(*path, policy_weights(policy_.model), optimizer_.get());
+    const auto& st = loaded.state;
+    step_ = st.step;
+    loader_->set_position(st.data);
+    history = st.metrics_jsonl;
+    int rank = dist_ ? dist_->rank() : 0;
+    if (static_cast<size_t>(rank) < st.rng.size()) restore_rng_state(st.rng[static_cast<size_t>(rank)]);
+    nonfinite_total_ = st.extra.value("nonfinite_steps", int64_t{0});
+    restore_extra_state(st.extra.value("stage", nlohmann::json::object()));
+    log::info(str("resumed from ", *path, " at step ", step_));
+  }
+  if (!dist_ || dist_->is_main()) metrics_log_ = std::make_unique<MetricsLogger>(settings_.dir, cfg_.logging.report_to, history);
+}
+
+void StageRunner::save(const std::string& why) {
+  // Every rank contributes its RNG state; rank 0 writes.
+  RngState mine = capture_rng_state();
+  std::vector<RngState> all{mine};
+  if (dist_ && dist_->world_size() > 1) {
+    auto gathered = dist_->all_gather_string(to_hex(mine.cpu));
+    all.clear();
+    for (const auto& s : gathered) all.push_back(RngState{from_hex(s), {}});
+    all[static_cast<size_t>(dist_->rank())] = mine;
+  }
+  if (dist_ && !dist_->is_main()) {
+    dist_->barrier();
+    return;
+  }
+  TrainState st;
+  st.step = step_;
+  st.stage = std::string(config::enum_name(settings_.kind));
+  st.data = loader_->position();
+  st.scheduler = {{"kind", std::string(config::enum_name(schedule_->kind()))},
+                  {"warmup", schedule_->warmup_steps()},
+                  {"total", schedule_->total_steps()}};
+  st.config_yaml = config::dump_config(cfg_);
+  st.metrics_jsonl = metrics_log_ ? metrics_log_->history() : "";
+  st.extra = {{"nonfinite_steps", nonfinite_total_}, {"stage", extra_state()}};
+  st.rng = all;
+  auto dir = save_checkpoint(settings_.dir, st, policy_weights(policy_.model), optimizer_.get(),
+                             cfg_.checkpoint.save_total_limit);
+  log::info(str("saved checkpoint ", dir, " (", why, ")"));
+  if (dist_ && dist_->world_size() > 1) dist_->barrier();
+}
+
+double StageRunner::apply_gradients(std::map<std::string, double>& metrics) {
+  if (reducer_) reducer_->synchronize();
+  std::vector<torch::Tensor> params;
+  for (auto& p : policy_.model->parameters())
+    if (p.requires_grad() && p.grad().defined()) params.push_back(p);
+  double max_norm = cfg_.optimizer.max_grad_norm > 0 ? cfg_.optimizer.max_grad_norm : INFINITY;
+  double norm = params.empty() ? 0.0 : torch::nn::utils::clip_grad_norm_(params, max_norm);
+  metrics["grad_norm"] = norm;
+  double lr = settings_.learning_rate * schedule_->factor(step_);
+  metrics["learning_rate"] = lr;
+  if (!std::isfinite(norm)) {
+    optimizer_->zero_grad();
+    return norm;
+  }
+  for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  optimizer_->step();
+  optimizer_->zero_grad();
+  policy_.model->update_expert_bias();
+  return norm;
+}
+
+StageOutcome StageRunner::run() {
+  try_resume();
+  policy_.model->train();
+  int64_t last_saved = step_;
+  const int save_every = cfg_.checkpoint.save_steps;
+  while (step_ < settings_.max_steps) {
+    if (g_stop_signal.load() != 0 && can_checkpoint()) {
+      log::warn(str("signal ", g_stop_signal.load(), " received: saving a checkpoint at step ", step_, " and stopping"));
+      save("interrupted");
+      return StageOutcome::INTERRUPTED;
+    }
+    std::map<std::string, double> m;
+    bool ok = train_step(m);
+    if (!ok) {
+      ++nonfinite_total_;
+      if (++nonfinite_in_a_row_ >= cfg_.trainer.max_consecutive_nonfinite)
+        throw Error(str("training diverged: ", nonfinite_in_a_row_, " steps in a row with a non-finite loss or gradient (step ",
+                        step_, "); lower optimizer.learning_rate or check the data"));
+      log::warn(str("step ", step_, ": non-finite loss or gradient, update skipped"));
+    } else {
+      nonfinite_in_a_row_ = 0;
+    }
+    m["nonfinite_steps"] = static_cast<double>(nonfinite_total_);
+    ++step_;
+    last_metrics_ = m;
+    if (metrics_log_ && step_ % cfg_.logging.logging_steps == 0) metrics_log_->log(step_, m);
+    if (save_every > 0 && step_ - last_saved >= save_every && step_ < settings_.max_steps && can_checkpoint()) {
+      save("every " + std::to_string(save_every) + " steps");
+      last_saved = step_;
+    }
+  }
+  if (last_saved != step_ || step_ == 0) save("end of stage");
+  return StageOutcome::FINISHED;
+}
+
+}  // namespace grpo::train

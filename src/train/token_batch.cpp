@@ -1,0 +1,61 @@
+#include "grpo/train/token_batch.h"
+
+#include <algorithm>
+
+#include "grpo/kernels/ops.h"
+#include "grpo/util/error.h"
+
+namespace grpo::train {
+
+TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prompts,
+                            const std::vector<const std::vector<int64_t>*>& completions, int64_t pad_id,
+                            torch::Device device) {
+  GRPO_REQUIRE(prompts.size() == completions.size(), "make_token_batch: ", prompts.size(), " prompts but ",
+               completions.size(), " completions");
+  GRPO_REQUIRE(!prompts.empty(), "make_token_batch: empty batch");
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t P = 0, C = 1;  // C >= 1 keeps shapes valid when every completion is empty
+  for (int64_t i = 0; i < B; ++i) {
+    GRPO_REQUIRE(!prompts[i]->empty(), "make_token_batch: prompt ", i, " is empty");
+    P = std::max<int64_t>(P, static_cast<int64_t>(prompts[i]->size()));
+    C = std::max<int64_t>(C, static_cast<int64_t>(completions[i]->size()));
+  }
+  auto ids = torch::full({B, P + C}, pad_id, torch::kInt64);
+  auto mask = torch::zeros({B, P + C}, torch::kInt64);
+  auto cids = torch::full({B, C}, pad_id, torch::kInt64);
+  auto cmask = torch::zeros({B, C}, torch::kFloat32);
+  auto ia = ids.accessor<int64_t, 2>();
+  auto ma = mask.accessor<int64_t, 2>();
+  auto ca = cids.accessor<int64_t, 2>();
+  auto cm = cmask.accessor<float, 2>();
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& p = *prompts[i];
+    const auto& c = *completions[i];
+    int64_t off = P - static_cast<int64_t>(p.size());
+    for (size_t j = 0; j < p.size(); ++j) {
+      ia[i][off + static_cast<int64_t>(j)] = p[j];
+      ma[i][off + static_cast<int64_t>(j)] = 1;
+    }
+    for (size_t j = 0; j < c.size(); ++j) {
+      ia[i][P + static_cast<int64_t>(j)] = c[j];
+      ma[i][P + static_cast<int64_t>(j)] = 1;
+      ca[i][static_cast<int64_t>(j)] = c[j];
+      cm[i][static_cast<int64_t>(j)] = 1.0f;
+    }
+  }
+  return {ids.to(device), mask.to(device), cids.to(device), cmask.to(device), P};
+}
+
+CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature) {
+  auto out = model->forward(batch.input_ids, batch.attention_mask);
+  const int64_t B = batch.completion_ids.size(0);
+  const int64_t C = batch.completion_ids.size(1);
+  const int64_t P = batch.prompt_width;
+  auto h = out.hidden.narrow(1, P - 1, C);  // [B, C, D]: the states that predict completion tokens
+  const auto& w = model->lm_head ? model->lm_head->weight : model->embed_tokens->weight;
+  auto [logp, ent] = kernels::token_logprobs(h.reshape({B * C, h.size(2)}), w, batch.completion_ids.reshape({B * C}),
+                                             temperature > 0 ? temperature : 1.0);
+  return {logp.view({B, C}), ent.view({B, C}), out.aux_loss, out.expert_load};
+}
+
+}  // namespace grpo::train

@@ -1,0 +1,130 @@
+// Built-in task generators. Solutions are checked by an independent evaluator: Python's
+// fractions.Fraction over the expression text (the venv's python), not by our own code.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "common/subprocess.h"
+#include "grpo/data/tasks.h"
+
+namespace grpo::data {
+namespace {
+
+// Evaluates each "expr" line exactly with Python Fractions; returns one "num/den" line each.
+std::vector<std::string> python_eval(const std::vector<std::string>& exprs) {
+  auto dir = std::filesystem::temp_directory_path();
+  auto in = dir / "grpo_countdown_exprs.txt";
+  {
+    std::ofstream f(in);
+    for (const auto& e : exprs) f << e << "\n";
+  }
+  std::string py =
+      "import re,sys\nfrom fractions import Fraction as F\n"
+      "for line in open(sys.argv[1]):\n"
+      "  e=re.sub(r'(\\d+)', r'F(\\1)', line.strip())\n"
+      "  v=eval(e)\n"
+      "  print(f'{v.numerator}/{v.denominator}')\n";
+  auto script = dir / "grpo_countdown_eval.py";
+  std::ofstream(script) << py;
+  auto r = grpo::testing::run_cmd(std::string(GRPO_PYTHON) + " " + script.string() + " " + in.string());
+  EXPECT_EQ(r.rc, 0) << r.err;
+  std::vector<std::string> out;
+  std::istringstream ss(r.out);
+  for (std::string line; std::getline(ss, line);) out.push_back(line);
+  return out;
+}
+
+std::multiset<int64_t> numbers_in(const std::string& expr) {
+  std::multiset<int64_t> out;
+  for (size_t i = 0; i < expr.size();) {
+    if (isdigit(static_cast<unsigned char>(expr[i]))) {
+      size_t j = i;
+      while (j < expr.size() && isdigit(static_cast<unsigned char>(expr[j]))) ++j;
+      out.insert(std::stoll(expr.substr(i, j - i)));
+      i = j;
+    } else {
+      ++i;
+    }
+  }
+  return out;
+}
+
+TEST(Countdown, SolverFindsValidSolutions) {
+  config::CountdownTaskConfig cfg;
+  auto rows = make_countdown(cfg, 60, 7);
+  ASSERT_EQ(rows.size(), 60u);
+  std::vector<std::string> exprs;
+  for (const auto& r : rows) {
+    std::string sol = r["solution"].get<std::string>();
+    std::string expr = sol.substr(sol.find("<answer>") + 8);
+    expr = expr.substr(0, expr.find("</answer>"));
+    exprs.push_back(expr);
+    auto nums = r["nums"].get<std::vector<int64_t>>();
+    EXPECT_EQ(numbers_in(expr), std::multiset<int64_t>(nums.begin(), nums.end())) << expr;
+  }
+  auto values = python_eval(exprs);
+  ASSERT_EQ(values.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    EXPECT_EQ(values[i], std::to_string(rows[i]["target"].get<int64_t>()) + "/1") << exprs[i];
+}
+
+TEST(Countdown, UnsolvableAndSmallCases) {
+  // Hand-checked: from {1, 1} only 0, 1 and 2 are reachable.
+  EXPECT_FALSE(solve_countdown({1, 1}, 5).has_value());
+  EXPECT_TRUE(solve_countdown({1, 1}, 2).has_value());
+  // 4 / (1 - 5/6) = 24 needs a non-integer intermediate.
+  auto s = solve_countdown({4, 1, 5, 6}, 24);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(python_eval({*s})[0], "24/1") << *s;
+}
+
+TEST(Arithmetic, AnswersAndDeterminism) {
+  config::ArithmeticTaskConfig cfg;
+  cfg.min_digits = 1;
+  cfg.max_digits = 3;
+  cfg.operations = {"+", "-", "*"};
+  auto a = make_arithmetic(cfg, 300, 11);
+  auto b = make_arithmetic(cfg, 300, 11);
+  auto c = make_arithmetic(cfg, 300, 12);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  for (const auto& r : a) {
+    std::istringstream q(r["question"].get<std::string>().substr(8));  // after "What is "
+    int64_t x, y;
+    char op;
+    q >> x >> op >> y;
+    int64_t expect = op == '+' ? x + y : op == '-' ? x - y : x * y;
+    EXPECT_EQ(r["answer"].get<std::string>(), std::to_string(expect)) << r.dump();
+    EXPECT_NE(r["solution"].get<std::string>().find("<answer>" + std::to_string(expect) + "</answer>"), std::string::npos);
+    EXPECT_LT(x, 1000);
+    EXPECT_LT(y, 1000);
+  }
+  cfg.operations = {"^"};
+  EXPECT_THROW(make_arithmetic(cfg, 1, 1), InputError);
+}
+
+TEST(Tasks, SplitsAreDisjointAndWritten) {
+  config::TaskConfig t;
+  t.name = config::TaskName::ARITHMETIC;
+  t.num_train = 500;
+  t.num_eval = 100;
+  auto dir = std::filesystem::temp_directory_path() / "grpo_tasks_split";
+  std::filesystem::remove_all(dir);
+  write_task_splits(t, (dir / "train.jsonl").string(), (dir / "eval.jsonl").string());
+  std::set<std::string> eval;
+  std::ifstream e(dir / "eval.jsonl"), tr(dir / "train.jsonl");
+  int ne = 0, nt = 0;
+  for (std::string line; std::getline(e, line); ++ne) eval.insert(nlohmann::json::parse(line)["prompt"]);
+  for (std::string line; std::getline(tr, line); ++nt)
+    EXPECT_FALSE(eval.count(nlohmann::json::parse(line)["prompt"])) << "held-out prompt in train: " << line;
+  EXPECT_EQ(ne, 100);
+  EXPECT_EQ(nt, 500);
+  std::filesystem::remove_all(dir);
+  t.name = config::TaskName::NONE;
+  EXPECT_THROW(write_task_splits(t, "a", "b"), InputError);
+}
+
+}  // namespace
+}  // namespace grpo::data
