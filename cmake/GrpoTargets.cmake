@@ -4,11 +4,11 @@
 # TORCH layers get LibTorch and share one precompiled <torch/torch.h>.
 set(GRPO_LAYERS "" CACHE INTERNAL "")
 
-# Every LibTorch target also takes Threads::Threads (-pthread): the PCH is only used by a TU
-# compiled with the same macros, and -pthread defines _REENTRANT.
+# Every LibTorch TU and the PCH are compiled with -pthread: GCC uses a PCH only when the macros
+# match, -pthread defines _REENTRANT, and some dependencies (re2's pkg-config) add -pthread.
 function(grpo_enable_torch target)
   target_link_libraries(${target} PUBLIC ${TORCH_LIBRARIES} Threads::Threads)
-  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter>)
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter -pthread>)
   if(GRPO_PCH)
     target_precompile_headers(${target} REUSE_FROM grpo_torch_pch)
   endif()
@@ -18,7 +18,7 @@ if(GRPO_PCH)
   file(WRITE ${CMAKE_BINARY_DIR}/grpo_torch_pch.cpp "// translation unit that owns the shared LibTorch PCH\n")
   add_library(grpo_torch_pch STATIC ${CMAKE_BINARY_DIR}/grpo_torch_pch.cpp)
   target_link_libraries(grpo_torch_pch PUBLIC ${TORCH_LIBRARIES} Threads::Threads)
-  target_compile_options(grpo_torch_pch PRIVATE -Wno-unused-parameter)
+  target_compile_options(grpo_torch_pch PRIVATE -Wno-unused-parameter -pthread)
   target_precompile_headers(grpo_torch_pch PRIVATE <torch/torch.h>)
 endif()
 
