@@ -15,7 +15,10 @@ function(grpo_enable_torch target)
 endfunction()
 
 if(GRPO_PCH)
-  file(WRITE ${CMAKE_BINARY_DIR}/grpo_torch_pch.cpp "// translation unit that owns the shared LibTorch PCH\n")
+  # Written once: rewriting it on every configure would rebuild the PCH and everything after it.
+  if(NOT EXISTS ${CMAKE_BINARY_DIR}/grpo_torch_pch.cpp)
+    file(WRITE ${CMAKE_BINARY_DIR}/grpo_torch_pch.cpp "// translation unit that owns the shared LibTorch PCH\n")
+  endif()
   add_library(grpo_torch_pch STATIC ${CMAKE_BINARY_DIR}/grpo_torch_pch.cpp)
   target_link_libraries(grpo_torch_pch PUBLIC ${TORCH_LIBRARIES} Threads::Threads)
   target_compile_options(grpo_torch_pch PRIVATE -Wno-unused-parameter -pthread)

@@ -16,12 +16,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("grpo ") + GRPO_VERSION);
   app.require_subcommand(1);
   grpo::cli::register_config_commands(app);
-  grpo::cli::register_launch_commands(app);
   grpo::cli::register_model_commands(app);
+  grpo::cli::register_train_commands(app);
   grpo::cli::register_tokenizer_commands(app);
   grpo::cli::register_generate_commands(app);
-  grpo::cli::register_sandbox_commands(app);
+  grpo::cli::register_launch_commands(app);
   grpo::cli::register_reward_commands(app);
+  grpo::cli::register_sandbox_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -32,6 +33,12 @@ int main(int argc, char** argv) {
   } catch (const grpo::InputError& e) {
     std::cerr << "grpo: error: " << e.what() << "\n";
     return 2;
+  } catch (const grpo::InternalError& e) {
+    std::cerr << "grpo: internal error: " << e.what() << "\n";
+    return 1;
+  } catch (const grpo::Error& e) {  // a run that failed for a reason outside the input (a dead rank, divergence)
+    std::cerr << "grpo: error: " << e.what() << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "grpo: internal error: " << e.what() << "\n";
     return 1;

@@ -26,4 +26,7 @@ void register_reward_commands(CLI::App& app);
 /// `grpo launch --nproc N -- <subcommand> ...`: N local data-parallel worker processes.
 void register_launch_commands(CLI::App& app);
 
+/// `grpo train`, `grpo sft`, `grpo data`: the training pipeline.
+void register_train_commands(CLI::App& app);
+
 }  // namespace grpo::cli

@@ -1,0 +1,54 @@
+#include "grpo/cli/plot.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace grpo::cli {
+
+std::string write_training_plot(const std::string& metrics_jsonl, const std::string& png) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) return "gnuplot is not installed";
+  std::ifstream in(metrics_jsonl);
+  if (!in) return "cannot read " + metrics_jsonl;
+  const char* cols[] = {"reward", "accuracy", "kl", "completions/length/mean"};
+  std::string data_file = png + ".dat";
+  std::ofstream dat(data_file);
+  int rows = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("step")) continue;
+    dat << j["step"].get<double>();
+    for (const char* c : cols) {
+      auto it = j.find(c);
+      dat << "\t" << (it != j.end() && it->is_number() ? std::to_string(it->get<double>()) : "NaN");
+    }
+    dat << "\n";
+    ++rows;
+  }
+  dat.close();
+  if (rows == 0) return "no metrics in " + metrics_jsonl;
+  std::string script = png + ".gp";
+  {
+    std::ofstream gp(script);
+    gp << "set terminal pngcairo size 1200,800 noenhanced\n"
+       << "set output '" << png << "'\n"
+       << "set datafile missing 'NaN'\n"
+       << "set multiplot layout 2,2 title 'GRPO training: " << metrics_jsonl << "'\n"
+       << "set grid\nset xlabel 'step'\n";
+    const char* titles[] = {"reward (mean)", "accuracy (train batch)", "KL to reference", "completion length (tokens)"};
+    for (int i = 0; i < 4; ++i)
+      gp << "set title '" << titles[i] << "'\nplot '" << data_file << "' using 1:" << i + 2
+         << " with linespoints pt 7 ps 0.4 notitle\n";
+    gp << "unset multiplot\n";
+  }
+  int rc = std::system(("gnuplot '" + script + "' 2>/dev/null").c_str());
+  std::filesystem::remove(script);
+  std::filesystem::remove(data_file);
+  if (rc != 0 || !std::filesystem::exists(png)) return "gnuplot failed";
+  return "";
+}
+
+}  // namespace grpo::cli
