@@ -16,14 +16,17 @@ std::string write_training_plot(const std::string& metrics_jsonl, const std::str
   std::string data_file = png + ".dat";
   std::ofstream dat(data_file);
   int rows = 0;
+  bool has[4] = {false, false, false, false};
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("step")) continue;
     dat << j["step"].get<double>();
-    for (const char* c : cols) {
-      auto it = j.find(c);
-      dat << "\t" << (it != j.end() && it->is_number() ? std::to_string(it->get<double>()) : "NaN");
+    for (int c = 0; c < 4; ++c) {
+      auto it = j.find(cols[c]);
+      bool num = it != j.end() && it->is_number();
+      has[c] = has[c] || num;
+      dat << "\t" << (num ? std::to_string(it->get<double>()) : "NaN");
     }
     dat << "\n";
     ++rows;
@@ -39,9 +42,16 @@ std::string write_training_plot(const std::string& metrics_jsonl, const std::str
        << "set multiplot layout 2,2 title 'GRPO training: " << metrics_jsonl << "'\n"
        << "set grid\nset xlabel 'step'\n";
     const char* titles[] = {"reward (mean)", "accuracy (train batch)", "KL to reference", "completion length (tokens)"};
-    for (int i = 0; i < 4; ++i)
-      gp << "set title '" << titles[i] << "'\nplot '" << data_file << "' using 1:" << i + 2
-         << " with linespoints pt 7 ps 0.4 notitle\n";
+    for (int i = 0; i < 4; ++i) {
+      gp << "set title '" << titles[i] << "'\n";
+      if (has[i]) {
+        gp << "plot '" << data_file << "' using 1:" << i + 2 << " with linespoints pt 7 ps 0.4 notitle\n";
+      } else {
+        // gnuplot fails on a column without a single number (e.g. KL when beta = 0): say so instead.
+        gp << "set label 1 'not logged in this run' at graph 0.5,0.5 center\n"
+           << "plot [0:1] [0:1] 1/0 notitle\nunset label 1\n";
+      }
+    }
     gp << "unset multiplot\n";
   }
   int rc = std::system(("gnuplot '" + script + "' 2>/dev/null").c_str());

@@ -84,6 +84,7 @@ void train_sentencepiece(const SentencePieceTrainOptions& o) {
       {"model_type", o.model_type},
       {"character_coverage", std::to_string(o.character_coverage)},
       {"byte_fallback", o.byte_fallback ? "true" : "false"},
+      {"hard_vocab_limit", o.hard_vocab_limit ? "true" : "false"},
       {"unk_id", "0"},
       {"bos_id", "1"},
       {"eos_id", "2"},

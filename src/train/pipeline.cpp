@@ -61,6 +61,11 @@ void prepare_tokenizer(const config::Config& cfg) {
   opt.vocab_size = cfg.task.tokenizer_vocab_size;
   opt.user_defined_symbols = {"<think>", "</think>", "<answer>", "</answer>"};
   opt.seed = static_cast<uint32_t>(cfg.task.seed);
+  // A generated task's alphabet is closed and every character of it is in the corpus, so the 256
+  // byte pieces of byte_fallback would only crowd out merges in a vocabulary of a few hundred.
+  opt.byte_fallback = false;
+  opt.character_coverage = 1.0;
+  opt.hard_vocab_limit = false;  // a small task corpus may support fewer pieces than asked for
   log::info(str("training a sentencepiece tokenizer (", opt.vocab_size, " pieces) on ", cfg.data.train_file));
   tok::train_sentencepiece(opt);
   sfs::remove(corpus);

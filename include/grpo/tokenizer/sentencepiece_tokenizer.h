@@ -45,6 +45,7 @@ struct SentencePieceTrainOptions {
   std::vector<std::string> user_defined_symbols;  // always single pieces, e.g. <think>, </think>
   bool byte_fallback = true;              // unknown characters become <0xNN> byte pieces, never <unk>
   double character_coverage = 0.9995;
+  bool hard_vocab_limit = true;           // false: vocab_size is an upper bound when the corpus has fewer merges
   int64_t input_sentence_size = 0;        // 0: use every line
   int num_threads = 2;
   uint32_t seed = 0;                      // fixed so that training is reproducible
