@@ -1,8 +1,10 @@
 #include "grpo/data/tasks.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <numeric>
 #include <random>
 #include <set>
@@ -14,6 +16,10 @@ namespace grpo::data {
 
 const char* const kR1Instruction =
     " Think step by step inside <think> </think> tags, then give the final answer inside <answer> </answer> tags.";
+
+const char* const kCodeInstruction =
+    "Complete the following Python function. Reply with the complete function (signature, body and any imports "
+    "it needs) in one ```python code block.\n\n";
 
 namespace {
 
@@ -217,7 +223,163 @@ std::vector<nlohmann::json> make_countdown(const config::CountdownTaskConfig& cf
   return out;
 }
 
+std::string default_task_source(config::TaskName name) {
+  // The same resolution as scripts/lib/env.sh, which writes the files.
+  std::string dir;
+  if (const char* d = std::getenv("GRPO_DATA_DIR"); d && *d) {
+    dir = d;
+  } else if (const char* c = std::getenv("GRPO_CACHE_DIR"); c && *c) {
+    dir = std::string(c) + "/data";
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    dir = std::string(x) + "/grpo/data";
+  } else {
+    const char* h = std::getenv("HOME");
+    dir = std::string(h && *h ? h : ".") + "/.cache/grpo/data";
+  }
+  switch (name) {
+    case config::TaskName::GSM8K: return dir + "/gsm8k/gsm8k.jsonl";
+    case config::TaskName::HUMANEVAL: return dir + "/humaneval/humaneval.jsonl";
+    default: return "";
+  }
+}
+
+namespace {
+
+// Reads a converted JSONL file; every row must be an object with the string fields `required`.
+std::vector<nlohmann::json> read_source(const std::string& path, config::TaskName name,
+                                        const std::vector<std::string>& required) {
+  const std::string task(config::enum_name(name));
+  GRPO_REQUIRE(std::filesystem::is_regular_file(path), "task ", task, ": source file '", path,
+               "' not found: run scripts/setup.sh (or scripts/fetch_assets.sh) to fetch and convert it, or set "
+               "task.source");
+  std::istringstream in(fs::read_file(path));
+  std::vector<nlohmann::json> rows;
+  int lineno = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json r;
+    try {
+      r = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      throw InputError(str(path, ":", lineno, ": not a JSON object (", e.what(), ")"));
+    }
+    GRPO_REQUIRE(r.is_object(), path, ":", lineno, ": expected a JSON object per line");
+    for (const auto& f : required)
+      GRPO_REQUIRE(r.contains(f), path, ":", lineno, ": missing field '", f, "' (expected a ", task,
+                   " row as written by scripts/fetch_assets.sh)");
+    rows.push_back(std::move(r));
+  }
+  GRPO_REQUIRE(!rows.empty(), "task ", task, ": source file '", path, "' has no rows");
+  return rows;
+}
+
+// GSM8K's worked solution without its <<a*b=c>> calculator annotations and its "#### n" line.
+std::string gsm8k_steps(std::string s) {
+  for (size_t a; (a = s.find("<<")) != std::string::npos;) {
+    size_t b = s.find(">>", a);
+    if (b == std::string::npos) break;
+    s.erase(a, b + 2 - a);
+  }
+  if (size_t h = s.rfind("####"); h != std::string::npos) s.erase(h);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
+std::vector<nlohmann::json> load_gsm8k(const std::string& path) {
+  auto src = read_source(path, config::TaskName::GSM8K, {"question", "answer"});
+  std::vector<nlohmann::json> out;
+  for (auto& r : src) {
+    std::string q = r["question"].get<std::string>(), a = r["answer"].get<std::string>();
+    nlohmann::json row = {{"prompt", q + kR1Instruction}, {"question", q}, {"answer", a}};
+    if (r.contains("solution")) row["solution"] = r1_solution(gsm8k_steps(r["solution"].get<std::string>()), a);
+    if (r.contains("group")) row["group"] = r["group"];
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> load_humaneval(const std::string& path) {
+  auto src = read_source(path, config::TaskName::HUMANEVAL, {"task_id", "prompt", "entry_point", "tests"});
+  std::vector<nlohmann::json> out;
+  for (auto& r : src) {
+    std::string code = r["prompt"].get<std::string>();
+    nlohmann::json row = {{"prompt", std::string(kCodeInstruction) + "```python\n" + code + "```"},
+                          {"task_id", r["task_id"]},
+                          {"entry_point", r["entry_point"]},
+                          {"tests", r["tests"]}};
+    if (r.contains("canonical_solution")) {
+      row["canonical_solution"] = r["canonical_solution"];
+      row["solution"] = "```python\n" + code + r["canonical_solution"].get<std::string>() + "```";
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+// Seeded split of a fixed dataset: whole groups (row "group", else the prompt) go to the held-out
+// side until it has num_eval rows, so no group (a GSM-Symbolic template) straddles the split.
+void split_dataset(std::vector<nlohmann::json> rows, const config::TaskConfig& task, std::vector<nlohmann::json>& train,
+                   std::vector<nlohmann::json>& eval) {
+  const std::string name(config::enum_name(task.name));
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string g = rows[i].contains("group") ? rows[i]["group"].get<std::string>() : rows[i]["prompt"].get<std::string>();
+    auto [it, fresh] = groups.try_emplace(g);
+    if (fresh) order.push_back(g);
+    it->second.push_back(i);
+  }
+  std::mt19937_64 rng(static_cast<uint64_t>(task.seed));
+  auto shuffle = [&](auto& v) {  // Fisher-Yates with the portable uniform()
+    for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i) std::swap(v[size_t(i)], v[size_t(uniform(rng, 0, i))]);
+  };
+  shuffle(order);
+  std::set<std::string> eval_prompts;
+  size_t g = 0;
+  for (; g < order.size() && static_cast<int>(eval.size()) < task.num_eval; ++g)
+    for (size_t i : groups[order[g]])
+      if (static_cast<int>(eval.size()) < task.num_eval && eval_prompts.insert(rows[i]["prompt"].get<std::string>()).second)
+        eval.push_back(rows[i]);
+  GRPO_REQUIRE(static_cast<int>(eval.size()) == task.num_eval, "task ", name, ": the source has only ", eval.size(),
+               " distinct problems; lower task.num_eval");
+  std::vector<size_t> rest;
+  for (; g < order.size(); ++g)
+    for (size_t i : groups[order[g]])
+      if (!eval_prompts.count(rows[i]["prompt"].get<std::string>())) rest.push_back(i);
+  shuffle(rest);
+  GRPO_REQUIRE(static_cast<int64_t>(rest.size()) >= task.num_train, "task ", name, ": only ", rest.size(),
+               " training problems remain after holding out ", eval.size(), " (the source has ", rows.size(),
+               " rows); lower task.num_train or task.num_eval");
+  for (int64_t k = 0; k < task.num_train; ++k) train.push_back(std::move(rows[rest[size_t(k)]]));
+}
+
+void write_rows(const std::vector<nlohmann::json>& train_rows, const std::vector<nlohmann::json>& eval_rows,
+                const std::string& train_path, const std::string& eval_path) {
+  auto dump = [](const std::vector<nlohmann::json>& rows) {
+    std::string s;
+    for (const auto& r : rows) s += r.dump() + "\n";
+    return s;
+  };
+  for (const auto& p : {train_path, eval_path}) {
+    auto dir = std::filesystem::path(p).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir);
+  }
+  fs::atomic_write(train_path, dump(train_rows));
+  fs::atomic_write(eval_path, dump(eval_rows));
+}
+
+}  // namespace
+
 void write_task_splits(const config::TaskConfig& task, const std::string& train_path, const std::string& eval_path) {
+  if (task.name == config::TaskName::GSM8K || task.name == config::TaskName::HUMANEVAL) {
+    const std::string src = task.source.empty() ? default_task_source(task.name) : task.source;
+    auto rows = task.name == config::TaskName::GSM8K ? load_gsm8k(src) : load_humaneval(src);
+    std::vector<nlohmann::json> train_rows, eval_rows;
+    split_dataset(std::move(rows), task, train_rows, eval_rows);
+    write_rows(train_rows, eval_rows, train_path, eval_path);
+    return;
+  }
   std::function<std::vector<nlohmann::json>(int64_t, uint64_t)> gen;
   switch (task.name) {
     case config::TaskName::ARITHMETIC:
@@ -229,8 +391,7 @@ void write_task_splits(const config::TaskConfig& task, const std::string& train_
     case config::TaskName::NONE:
       throw InputError("task.name is none: set task.name (arithmetic, countdown, gsm8k, humaneval) or give data files");
     default:
-      throw InputError(str("task.name '", config::enum_name(task.name),
-                           "' is converted at set-up time (scripts/fetch_assets.sh), not generated"));
+      throw InputError(str("task.name '", config::enum_name(task.name), "' has no generator"));
   }
   // Draw eval first, then train examples whose prompts are not in eval (held-out stays held out).
   std::set<std::string> eval_prompts;
@@ -251,17 +412,7 @@ void write_task_splits(const config::TaskConfig& task, const std::string& train_
   }
   GRPO_REQUIRE(static_cast<int64_t>(train_rows.size()) == want, "task: could not draw ", want,
                " training problems outside the held-out set; widen the task's parameters");
-  auto dump = [](const std::vector<nlohmann::json>& rows) {
-    std::string s;
-    for (const auto& r : rows) s += r.dump() + "\n";
-    return s;
-  };
-  for (const auto& p : {train_path, eval_path}) {
-    auto dir = std::filesystem::path(p).parent_path();
-    if (!dir.empty()) std::filesystem::create_directories(dir);
-  }
-  fs::atomic_write(train_path, dump(train_rows));
-  fs::atomic_write(eval_path, dump(eval_rows));
+  write_rows(train_rows, eval_rows, train_path, eval_path);
 }
 
 }  // namespace grpo::data

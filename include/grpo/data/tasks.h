@@ -30,9 +30,25 @@ std::vector<nlohmann::json> make_countdown(const config::CountdownTaskConfig& cf
 /// orders: fine for up to 6 numbers.
 std::optional<std::string> solve_countdown(const std::vector<int64_t>& nums, int64_t target);
 
+/// Text put before a HumanEval prompt's code: asks for the whole function in a ```python block.
+extern const char* const kCodeInstruction;
+
+/// Where scripts/fetch_assets.sh writes a converted dataset (docs/datasets.md):
+/// $GRPO_DATA_DIR, else $GRPO_CACHE_DIR/data, else $XDG_CACHE_HOME/grpo/data, else
+/// ~/.cache/grpo/data; then gsm8k/gsm8k.jsonl or humaneval/humaneval.jsonl. "" for other tasks.
+std::string default_task_source(config::TaskName name);
+
 /// Generates the task's train and held-out splits (held-out prompts never appear in train) and
-/// writes them as JSONL, atomically. Throws grpo::InputError for task none, or when the task's
-/// parameter space is too small for the requested number of distinct examples.
+/// writes them as JSONL, atomically.
+/// - arithmetic, countdown: generated from task.seed.
+/// - gsm8k, humaneval: read from task.source (default: default_task_source()) and split with
+///   task.seed: whole groups (row field "group", a GSM-Symbolic template; else the prompt) go to
+///   the held-out side, then num_train rows are drawn from the rest. GSM8K rows get the R1 prompt
+///   (question + kR1Instruction) and an R1 `solution`; HumanEval rows get kCodeInstruction + the
+///   code prompt in a ```python block, and keep `tests` for the `code` reward.
+/// Throws grpo::InputError for task none; when the task's parameter space or source is too small
+/// for the requested counts; when the source is missing (naming scripts/setup.sh) or a row is
+/// malformed (naming file:line and the missing field).
 void write_task_splits(const config::TaskConfig& task, const std::string& train_path, const std::string& eval_path);
 
 }  // namespace grpo::data
