@@ -21,6 +21,10 @@ const char* const kCodeInstruction =
     "Complete the following Python function. Reply with the complete function (signature, body and any imports "
     "it needs) in one ```python code block.\n\n";
 
+const char* const kR1ProgramInstruction =
+    " Think step by step inside <think> </think> tags, then give the program in a ```python block inside <answer> "
+    "</answer> tags.";
+
 namespace {
 
 // std::uniform_int_distribution is implementation-defined; this is the same on every platform.
@@ -186,7 +190,18 @@ std::vector<nlohmann::json> make_arithmetic(const config::ArithmeticTaskConfig& 
       result = a * b;
       trace = multiplication_trace(a, b);
     }
-    std::string question = "What is " + std::to_string(a) + " " + op + " " + std::to_string(b) + "?";
+    std::string expr = std::to_string(a) + " " + op + " " + std::to_string(b);
+    if (cfg.answer_format == config::ArithmeticAnswer::PYTHON) {
+      // The program is checked by running it (code reward): its stdout must be the value.
+      std::string question = "Write a Python program that prints the value of " + expr + ".";
+      out.push_back({{"prompt", question + kR1ProgramInstruction},
+                     {"question", question},
+                     {"answer", std::to_string(result)},
+                     {"tests", nlohmann::json::array({{{"input", ""}, {"output", std::to_string(result)}}})},
+                     {"solution", r1_solution(trace, "\n```python\nprint(" + expr + ")\n```\n")}});
+      continue;
+    }
+    std::string question = "What is " + expr + "?";
     out.push_back({{"prompt", question + kR1Instruction},
                    {"question", question},
                    {"answer", std::to_string(result)},

@@ -171,6 +171,7 @@ std::vector<CodeRowResult> CodeReward::score_detailed(const std::vector<RewardIn
     if (job_of[i] < 0) continue;
     const auto& rs = results[static_cast<size_t>(job_of[i])];
     CodeRowResult& row = out[i];
+    row.ran = true;
     for (const auto& r : rs) {
       if (severity(r.status) > severity(row.status)) row.status = r.status;
       if (r.status == SandboxStatus::SANDBOX_ERROR) {
@@ -210,6 +211,11 @@ RewardScores CodeReward::score_batch(const std::vector<RewardInput>& batch) cons
     s.values[i] = d[i].reward;
     s.masked[i] = d[i].masked ? 1 : 0;
     s.problems[i] = d[i].problem;
+    if (d[i].ran) {
+      s.counters["programs_run"] += 1;
+      s.counters[str("status/", status_name(d[i].status))] += 1;
+      if (d[i].masked) s.counters["sandbox_errors"] += 1;
+    }
   }
   return s;
 }

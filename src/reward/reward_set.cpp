@@ -58,6 +58,7 @@ RewardSetResult RewardSet::score(const std::vector<RewardInput>& batch) const {
       }
       out.masked[i] |= s.masked[i];
     }
+    for (const auto& [k, v] : s.counters) out.counters[names_[f] + "/" + k] += v;
     out.per_function.push_back(std::move(s.values));
     problems[f] = std::move(s.problems);
   }

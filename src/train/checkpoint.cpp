@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -217,6 +219,9 @@ std::string save_checkpoint(const std::string& output_dir, const TrainState& sta
       safetensors::write((tmp / "model.safetensors").string(), wts, {{"format", "pt"}, {"step", std::to_string(state.step)}});
       files.push_back("model.safetensors");
     }
+    // Fault injection for the crash-during-save test (tests/e2e): dies exactly where a real crash
+    // would hurt most, with the weights written and nothing marking the checkpoint complete.
+    if (const char* k = std::getenv("GRPO_FAULT_KILL_IN_SAVE"); k && std::to_string(state.step) == k) ::raise(SIGKILL);
     if (optimizer) {
       torch::serialize::OutputArchive ar;
       optimizer->save(ar);

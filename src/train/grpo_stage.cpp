@@ -128,6 +128,7 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
     std::vector<double> v(scored.per_function[f].begin(), scored.per_function[f].end());
     double mean = 0, var = 0;
     for (double x : v) mean += x;
+  for (const auto& [k, v] : scored.counters) m["rewards/" + k] = v;
     mean /= static_cast<double>(v.size());
     for (double x : v) var += (x - mean) * (x - mean);
     m["rewards/" + scored.names[f] + "/mean"] = mean;

@@ -59,7 +59,9 @@ void prepare_tokenizer(const config::Config& cfg) {
   opt.input = corpus;
   opt.model_prefix = path.substr(0, path.size() - 6);
   opt.vocab_size = cfg.task.tokenizer_vocab_size;
-  opt.user_defined_symbols = {"<think>", "</think>", "<answer>", "</answer>"};
+  // The corpus is read line by line, so sentencepiece never sees a newline: make it a piece of its
+  // own, or programs in answers (and "</think>\n<answer>") would lose their line breaks.
+  opt.user_defined_symbols = {"<think>", "</think>", "<answer>", "</answer>", "\n"};
   opt.seed = static_cast<uint32_t>(cfg.task.seed);
   // A generated task's alphabet is closed and every character of it is in the corpus, so the 256
   // byte pieces of byte_fallback would only crowd out merges in a vocabulary of a few hundred.
@@ -125,6 +127,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
   config::Config cfg = cfg_in;
   const std::string resume = !opts.resume.empty() ? opts.resume : cfg.checkpoint.resume;
   const sfs::path out(cfg.trainer.output_dir);
+  if (cfg.trainer.num_threads > 0) torch::set_num_threads(cfg.trainer.num_threads);
   auto ddp = dist::Distributed::create(cfg.distributed, cfg.model.device);
   const bool is_main = ddp->is_main();
 

@@ -105,6 +105,32 @@ TEST(Arithmetic, AnswersAndDeterminism) {
   EXPECT_THROW(make_arithmetic(cfg, 1, 1), InputError);
 }
 
+// answer_format python: the program inside <answer>, run by Python itself, prints the row's
+// answer and its stdin/stdout test expects exactly that.
+TEST(Arithmetic, PythonAnswersPrintTheValue) {
+  config::ArithmeticTaskConfig cfg;
+  cfg.max_digits = 3;
+  cfg.operations = {"+", "-", "*"};
+  cfg.answer_format = config::ArithmeticAnswer::PYTHON;
+  auto rows = make_arithmetic(cfg, 40, 5);
+  auto dir = std::filesystem::temp_directory_path() / "grpo_arith_py";
+  std::filesystem::create_directories(dir);
+  for (const auto& r : rows) {
+    auto sol = r["solution"].get<std::string>();
+    auto open = sol.find("<answer>\n```python\n"), close = sol.find("```\n</answer>");
+    ASSERT_TRUE(open != std::string::npos && close != std::string::npos) << sol;
+    auto program = sol.substr(open + 19, close - open - 19);
+    std::ofstream(dir / "p.py") << program;
+    auto run = grpo::testing::run_cmd(std::string(GRPO_PYTHON) + " " + (dir / "p.py").string());
+    ASSERT_EQ(run.rc, 0) << run.err;
+    EXPECT_EQ(run.out, r["answer"].get<std::string>() + "\n") << program;
+    ASSERT_EQ(r["tests"].size(), 1u);
+    EXPECT_EQ(r["tests"][0]["output"], r["answer"]);
+    EXPECT_NE(r["prompt"].get<std::string>().find("```python"), std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Tasks, SplitsAreDisjointAndWritten) {
   config::TaskConfig t;
   t.name = config::TaskName::ARITHMETIC;

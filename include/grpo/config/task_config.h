@@ -17,14 +17,22 @@ template <> struct EnumNames<TaskName> {
                                                                     {TaskName::HUMANEVAL, "humaneval"}};
 };
 
+enum class ArithmeticAnswer { NUMBER, PYTHON };
+template <> struct EnumNames<ArithmeticAnswer> {
+  static constexpr std::pair<ArithmeticAnswer, std::string_view> items[] = {{ArithmeticAnswer::NUMBER, "number"},
+                                                                            {ArithmeticAnswer::PYTHON, "python"}};
+};
+
 struct ArithmeticTaskConfig {
   int min_digits = 1;
   int max_digits = 2;
   std::vector<std::string> operations = {"+"};
+  ArithmeticAnswer answer_format = ArithmeticAnswer::NUMBER;
   template <class V> void visit(V& v) {
     v("min_digits", min_digits, "Fewest digits of an operand.", between(1, 9));
     v("max_digits", max_digits, "Most digits of an operand.", between(1, 9));
     v("operations", operations, "Operations drawn uniformly: any of +, -, *.");
+    v("answer_format", answer_format, "number: the answer is the value (math_answer reward); python: the answer is a ```python program printing it, with a stdin/stdout test in the row's `tests` field (code reward, run in the sandbox).");
   }
 };
 

@@ -69,6 +69,7 @@ struct OptimizerConfig {
 
 struct TrainerConfig {
   std::string output_dir = "runs/default";
+  int num_threads = 0;  // 0: LibTorch default (one per core)
   int64_t seed = 42;
   int max_steps = 100;
   int per_device_train_batch_size = 8;   // completions per micro-batch (TRL's meaning)
@@ -80,6 +81,7 @@ struct TrainerConfig {
   int max_consecutive_nonfinite = 3;
   template <class V> void visit(V& v) {
     v("output_dir", output_dir, "Run directory: resolved config, logs, metrics, checkpoints, samples.");
+    v("num_threads", num_threads, "CPU threads of LibTorch's intra-op pool (0: one per core). 1 suits tiny models and machines shared with other jobs, where spinning worker threads cost more than they give.", at_least(0));
     v("seed", seed, "Seed of every random stream (data order, sampling, initialisation).");
     v("max_steps", max_steps, "Optimizer steps to train.", at_least(1));
     v("per_device_train_batch_size", per_device_train_batch_size, "Completions per micro-batch on each device (as in TRL).", at_least(1));

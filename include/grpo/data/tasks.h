@@ -15,8 +15,12 @@ namespace grpo::data {
 
 /// Instruction appended to every generated prompt (R1-Zero's template, shortened).
 extern const char* const kR1Instruction;
+/// The same for answers that are programs (arithmetic with answer_format: python).
+extern const char* const kR1ProgramInstruction;
 
 /// `n` arithmetic problems ("What is 47 + 8?") with answer and a digit-by-digit solution trace.
+/// With answer_format python the answer is a ```python program printing the value, and the row
+/// carries `tests` = [{input: "", output: value}] for the code reward.
 /// Deterministic in (cfg, n, seed) on every platform. Throws grpo::InputError for an unknown
 /// operation or min_digits > max_digits.
 std::vector<nlohmann::json> make_arithmetic(const config::ArithmeticTaskConfig& cfg, int64_t n, uint64_t seed);

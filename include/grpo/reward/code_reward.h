@@ -47,6 +47,7 @@ struct CodeRowResult {
   float reward = 0;         // fraction passed or all-or-nothing; 0 when masked
   bool masked = false;      // the sandbox failed: leave the row out rather than reward 0
   int passed = 0, total = 0;
+  bool ran = false;         // a program was extracted and sent to the sandbox
   SandboxStatus status = SandboxStatus::OK;  // worst status over the row's runs (for logs)
   std::string problem;      // "" when scored normally
 };

@@ -6,6 +6,7 @@
 //
 // This layer does not use LibTorch; values are plain std::vector<float>, one per row.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct RewardScores {
   /// [batch], 1 when the value is meaningless (e.g. the sandbox could not run the program) and the
   /// row should be left out of training rather than rewarded 0. Masked rows also carry a problem.
   std::vector<uint8_t> masked;
+  /// Batch-level counts worth logging beside the values, e.g. the code reward's programs run and
+  /// their sandbox statuses ("programs_run", "status/timeout", "sandbox_errors").
+  std::map<std::string, double> counters;
 
   explicit RewardScores(size_t n = 0) : values(n, 0.0f), problems(n), masked(n, 0) {}
   size_t size() const { return values.size(); }

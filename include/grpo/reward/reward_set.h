@@ -2,6 +2,7 @@
 // The reward of a run: several reward functions, each reported on its own, and their weighted sum
 // (reward.functions in the config; TRL's reward_funcs with reward_weights).
 #include <memory>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ struct RewardSetResult {
   std::vector<float> total;                     // [batch], sum_f weight_f * value_f, float32
   std::vector<uint8_t> masked;                  // [batch], 1 when any function masked the row
   std::vector<RowProblem> problems;             // every reported problem, by row then function
+  std::map<std::string, double> counters;       // "<function name>/<counter>" from RewardScores::counters
 };
 
 /// Weighted sum of reward functions built from config::RewardConfig.
