@@ -12,17 +12,19 @@ std::string write_training_plot(const std::string& metrics_jsonl, const std::str
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) return "gnuplot is not installed";
   std::ifstream in(metrics_jsonl);
   if (!in) return "cannot read " + metrics_jsonl;
-  const char* cols[] = {"reward", "accuracy", "kl", "completions/length/mean"};
+  // Columns 2-5 of the data file are the four panels; column 6 is the held-out accuracy of the
+  // periodic evaluations (trainer.eval_steps), drawn over the training-batch accuracy.
+  const char* cols[] = {"reward", "accuracy", "kl", "completions/length/mean", "eval/accuracy"};
   std::string data_file = png + ".dat";
   std::ofstream dat(data_file);
   int rows = 0;
-  bool has[4] = {false, false, false, false};
+  bool has[5] = {false, false, false, false, false};
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("step")) continue;
     dat << j["step"].get<double>();
-    for (int c = 0; c < 4; ++c) {
+    for (int c = 0; c < 5; ++c) {
       auto it = j.find(cols[c]);
       bool num = it != j.end() && it->is_number();
       has[c] = has[c] || num;
@@ -41,10 +43,13 @@ std::string write_training_plot(const std::string& metrics_jsonl, const std::str
        << "set datafile missing 'NaN'\n"
        << "set multiplot layout 2,2 title 'GRPO training: " << metrics_jsonl << "'\n"
        << "set grid\nset xlabel 'step'\n";
-    const char* titles[] = {"reward (mean)", "accuracy (train batch)", "KL to reference", "completion length (tokens)"};
+    const char* titles[] = {"reward (mean)", "accuracy", "KL to reference", "completion length (tokens)"};
     for (int i = 0; i < 4; ++i) {
       gp << "set title '" << titles[i] << "'\n";
-      if (has[i]) {
+      if (has[i] && i == 1 && has[4]) {
+        gp << "plot '" << data_file << "' using 1:2 with linespoints pt 7 ps 0.4 title 'training batch (sampled)', '"
+           << data_file << "' using 1:6 with linespoints pt 5 ps 0.8 title 'held-out (greedy)'\n";
+      } else if (has[i]) {
         gp << "plot '" << data_file << "' using 1:" << i + 2 << " with linespoints pt 7 ps 0.4 notitle\n";
       } else {
         // gnuplot fails on a column without a single number (e.g. KL when beta = 0): say so instead.
