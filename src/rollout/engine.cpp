@@ -25,6 +25,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 struct Row {
   int64_t out = -1;  // index into the results; -1: the row finished and its slot is free
   int64_t max_new = 0;
+  uint64_t stream = 0;  // this completion's random stream (substream_seed of its prompt's seed, j)
   std::unique_ptr<IncrementalDecoder> dec;  // only when stop strings are configured
 };
 
@@ -78,6 +79,13 @@ std::vector<Completion> RolloutEngine::generate_text(const std::vector<std::stri
 
 std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<int64_t>>& prompt_ids,
                                                 int num_generations, uint64_t seed) {
+  std::vector<uint64_t> seeds(prompt_ids.size());
+  for (size_t i = 0; i < seeds.size(); ++i) seeds[i] = substream_seed(seed, i);
+  return generate(prompt_ids, num_generations, seeds);
+}
+
+std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<int64_t>>& prompt_ids,
+                                                int num_generations, const std::vector<uint64_t>& prompt_seeds) {
   torch::InferenceMode inference_guard;
   // Sampling is an evaluation of the policy: MoE layers must not count these tokens in the load
   // statistics of training-mode forwards. The caller's mode is restored on exit.
@@ -94,6 +102,8 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   const int64_t ctx = spec.max_position_embeddings;
   GRPO_REQUIRE(G >= 1, "num_generations = ", G, ": expected at least 1 completion per prompt");
   GRPO_REQUIRE(P >= 1, "generate: no prompts given");
+  GRPO_REQUIRE(static_cast<int64_t>(prompt_seeds.size()) == P, "generate: ", prompt_seeds.size(), " prompt seeds for ", P,
+               " prompts");
 
   // ---- validate prompts, per-prompt length limits, cache capacity ----
   std::vector<int64_t> max_new(P);
@@ -128,7 +138,6 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   const double T = params_.temperature;
   const int64_t tok_vocab = tok_->vocab_size();
   StopMatcher matcher(params_.stop);
-  auto gen = make_generator(device, seed);
   stats_ = RolloutStats{};
   const auto t_start = Clock::now();
 
@@ -195,11 +204,23 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   };
 
   // Samples one token per row from `logits` ([n, V]); returns host copies of the ids and logprobs.
-  auto sample = [&](const torch::Tensor& logits, const torch::Tensor& row_seen) {
+  // Row n's uniform is draw (streams[n], counters[n]): its completion's stream at its token
+  // position, so a completion's tokens do not depend on which rows share the batch (a prompt
+  // samples the same completions alone, in another batch, or on another rank).
+  auto sample = [&](const torch::Tensor& logits, const torch::Tensor& row_seen, const std::vector<uint64_t>& streams,
+                    const std::vector<uint64_t>& counters) {
     auto processed = process_logits(logits, params_, row_seen);
     // Ids past the tokenizer's vocabulary (padded embedding matrices) are never drawn.
     if (tok_vocab < V) processed = processed.narrow(-1, 0, tok_vocab);
-    auto ids = draw_tokens(processed, T, gen);
+    torch::Tensor ids;
+    if (T == 0.0) {
+      ids = processed.argmax(-1);
+    } else {
+      auto u = torch::empty({static_cast<int64_t>(streams.size())}, torch::kFloat32);
+      auto* up = u.data_ptr<float>();
+      for (size_t n = 0; n < streams.size(); ++n) up[n] = counter_uniform(streams[n], counters[n]);
+      ids = draw_tokens(processed, T, u);
+    }
     auto lps = token_logprobs(logits, ids, T);
     // One device->host copy per step: the host needs the ids for EOS/stop decisions and the output.
     auto host = torch::stack({ids.to(torch::kFloat64), lps.to(torch::kFloat64)}).cpu();
@@ -260,7 +281,13 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
         seen_new = seen_p.index_select(0, src_t);
       }
       stats_.prefill_seconds += seconds_since(t0);
-      auto [tok_dev, host] = sample(logits_new, seen_new);
+      std::vector<uint64_t> streams, counters;
+      for (int64_t a = 0; a < A; ++a)
+        for (int64_t c = 0; c < admit[a].count; ++c) {
+          streams.push_back(substream_seed(prompt_seeds[admit[a].prompt], static_cast<uint64_t>(admit[a].first + c)));
+          counters.push_back(0);
+        }
+      auto [tok_dev, host] = sample(logits_new, seen_new, streams, counters);
       auto tok_acc = host.accessor<double, 2>();
       // New rows that survive their first token take free slots, then extend the batch.
       std::vector<int64_t> free_slots;
@@ -276,6 +303,7 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
           Row r;
           r.out = admit[a].prompt * G + admit[a].first + c;
           r.max_new = max_new[admit[a].prompt];
+          r.stream = streams[static_cast<size_t>(k)];
           if (stops) r.dec = std::make_unique<IncrementalDecoder>(*tok_);
           const int64_t token = static_cast<int64_t>(tok_acc[0][k]);
           if (append(r, token, static_cast<float>(tok_acc[1][k]))) continue;
@@ -350,7 +378,12 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
     if (penalty) seen.scatter_(1, step_ids, true);
     auto out = model_->forward(step_ids, {}, &*cache);
     auto logits = model_->logits(out.hidden.select(1, 0));  // [B, V]
-    auto [tok_dev, host] = sample(logits, seen);
+    std::vector<uint64_t> streams(static_cast<size_t>(B)), counters(static_cast<size_t>(B));
+    for (int64_t s = 0; s < B; ++s) {
+      streams[s] = rows[s].stream;
+      counters[s] = results[rows[s].out].token_ids.size();  // tokens drawn so far
+    }
+    auto [tok_dev, host] = sample(logits, seen, streams, counters);
     auto acc = host.accessor<double, 2>();
     for (int64_t s = 0; s < B; ++s) {
       const int64_t token = static_cast<int64_t>(acc[0][s]);

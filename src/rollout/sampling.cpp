@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "grpo/util/error.h"
+
 namespace grpo::rollout {
 
 namespace {
@@ -71,6 +73,33 @@ torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, at
   // cdf equals its predecessor's, is never chosen.
   return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(-1);
 }
+
+torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, const torch::Tensor& uniforms) {
+  if (temperature == 0.0) return processed.argmax(-1);
+  const int64_t N = processed.size(0), V = processed.size(-1);
+  GRPO_REQUIRE(uniforms.dim() == 1 && uniforms.size(0) == N, "draw_tokens: uniforms must be [", N, "], got ",
+               uniforms.sizes());
+  auto cdf = processed.softmax(-1).cumsum(-1);  // [N, V]
+  auto total = cdf.narrow(-1, V - 1, 1);       // [N, 1], ~1
+  auto u = uniforms.to(cdf.device(), cdf.scalar_type()).view({N, 1}) * total;
+  u = torch::minimum(u, torch::nextafter(total, torch::zeros_like(total)));  // as above
+  return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(-1);
+}
+
+namespace {
+uint64_t mix64(uint64_t z) {  // SplitMix64 finaliser (Vigna's splitmix64.c)
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ull;
+}  // namespace
+
+float counter_uniform(uint64_t stream, uint64_t counter) {
+  return static_cast<float>(mix64(stream + (counter + 1) * kGolden) >> 40) * 0x1.0p-24f;
+}
+
+uint64_t substream_seed(uint64_t seed, uint64_t index) { return mix64(mix64(seed + kGolden) ^ mix64(index + 2 * kGolden)); }
 
 torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature) {
   auto x = logits.to(torch::kFloat32);

@@ -90,8 +90,12 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
 
   auto t0 = std::chrono::steady_clock::now();
   policy_.model->eval();
-  uint64_t seed = dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), rank, static_cast<uint64_t>(generations_));
-  gen->completions = engine_->generate(gen->prompt_ids, G, seed);
+  // One random stream per prompt, keyed by its place in the global batch and the generation
+  // count, not by rank: N ranks sample exactly the completions one process would.
+  std::vector<uint64_t> seeds;
+  for (int64_t i = 0; i < B; ++i)
+    seeds.push_back(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), rank * B + i, static_cast<uint64_t>(generations_)));
+  gen->completions = engine_->generate(gen->prompt_ids, G, seeds);
   policy_.model->train();
   m["time/rollout"] = seconds_since(t0);
 
@@ -124,11 +128,11 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
   m["frac_reward_zero_std"] = adv.frac_zero_std;
   m["rewards/masked_rows"] = static_cast<double>(masked_rows);
   m["rewards/problems"] = static_cast<double>(scored.problems.size());
+  for (const auto& [k, v] : scored.counters) m["rewards/" + k] = v, sum_metric_keys_.insert("rewards/" + k);
   for (size_t f = 0; f < scored.names.size(); ++f) {
     std::vector<double> v(scored.per_function[f].begin(), scored.per_function[f].end());
     double mean = 0, var = 0;
     for (double x : v) mean += x;
-  for (const auto& [k, v] : scored.counters) m["rewards/" + k] = v;
     mean /= static_cast<double>(v.size());
     for (double x : v) var += (x - mean) * (x - mean);
     m["rewards/" + scored.names[f] + "/mean"] = mean;
@@ -211,8 +215,13 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
   LossNormaliser norm;
   norm.num_sequences = N;
   norm.num_tokens = gen.num_tokens;
-  if (cfg_.grpo.loss_type == config::LossType::DAPO && dist_ && dist_->world_size() > 1)
-    norm.num_tokens = dist_->global_normalizer(gen.num_tokens);  // global token count / world (DDP averages)
+  // dapo divides by the tokens of the whole generation batch, on every rank; so does the entropy
+  // bonus of grpo and dr_grpo (whose policy term needs no token count). Gradients are then averaged
+  // over ranks, hence the global count / world. bnpo normalises by this rank's tokens, as TRL does
+  // (its one difference from dapo), so it is the one loss that depends on the number of ranks.
+  const bool global_tokens = cfg_.grpo.loss_type == config::LossType::DAPO ||
+                             (cfg_.grpo.loss_type != config::LossType::BNPO && cfg_.grpo.entropy_coef != 0.0);
+  if (global_tokens && dist_ && dist_->world_size() > 1) norm.num_tokens = dist_->global_normalizer(gen.num_tokens);
   norm.num_tokens = std::max(1.0, norm.num_tokens);
 
   MetricAverager avg;
@@ -275,7 +284,7 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
   if (ref_ && cfg_.grpo.ref_model_sync_steps > 0 && (step_ + 1) % cfg_.grpo.ref_model_sync_steps == 0)
     copy_weights(ref_, policy_.model);
 
-  if (dist_ && dist_->world_size() > 1) m = dist_->all_reduce(m, dist::ReduceOp::MEAN);
+  reduce_metrics_over_ranks(m);
   if (eval_data_ && cfg_.trainer.eval_steps > 0 && (step_ + 1) % cfg_.trainer.eval_steps == 0 &&
       (step_ + 1) < settings_.max_steps) {
     auto t1 = std::chrono::steady_clock::now();

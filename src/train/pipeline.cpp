@@ -141,7 +141,10 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
     sfs::create_directories(out);
   }
   ddp->barrier();
-  log::init(log::parse_level(cfg.logging.level), (out / "train.log").string(), ddp->world_size() > 1 ? ddp->rank() : -1,
+  // One log file per process: rank 0 writes train.log, rank r > 0 train.rank-r.log (appending
+  // from several processes would interleave partial lines).
+  const std::string log_name = is_main ? "train.log" : "train.rank-" + std::to_string(ddp->rank()) + ".log";
+  log::init(log::parse_level(cfg.logging.level), (out / log_name).string(), ddp->world_size() > 1 ? ddp->rank() : -1,
             log::parse_level(cfg.logging.file_level));
   install_stop_handlers();
 

@@ -71,7 +71,7 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m["time/update"] = secs;
   m["tokens_per_second"] = local_tokens / std::max(1e-9, secs);
-  if (dist_ && world > 1) m = dist_->all_reduce(m, dist::ReduceOp::MEAN);
+  reduce_metrics_over_ranks(m);
   return finite && std::isfinite(norm);
 }
 

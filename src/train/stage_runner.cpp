@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "grpo/data/prompt.h"
+#include "grpo/model/block.h"
 #include "grpo/util/log.h"
 
 namespace grpo::train {
@@ -98,6 +99,9 @@ void StageRunner::try_resume() {
   if (path) {
     auto loaded = load_checkpoint(*path, policy_weights(policy_.model), optimizer_.get());
     const auto& st = loaded.state;
+    // One RNG state per rank of the writing run: its world size. The data order, each rank's share
+    // of a step and the per-rank streams depend on it, so a different world size is refused.
+    if (!st.rng.empty()) dist::require_same_world_size(static_cast<int>(st.rng.size()), dist_ ? dist_->world_size() : 1, *path);
     step_ = st.step;
     loader_->set_position(st.data);
     history = st.metrics_jsonl;
@@ -158,8 +162,95 @@ double StageRunner::apply_gradients(std::map<std::string, double>& metrics) {
   for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
   optimizer_->step();
   optimizer_->zero_grad();
+  const auto& moe = policy_.model->spec().moe;
+  if (reducer_ && moe.num_experts > 0 && moe.bias_update_speed > 0) sum_expert_load_over_ranks();
   policy_.model->update_expert_bias();
   return norm;
+}
+
+void StageRunner::sum_expert_load_over_ranks() {
+  std::vector<torch::Tensor*> loads;
+  for (const auto& m : policy_.model->layers->children())
+    if (auto blk = std::dynamic_pointer_cast<model::BlockImpl>(m); blk && blk->moe) loads.push_back(&blk->moe->pending_load());
+  if (loads.empty()) return;
+  std::vector<torch::Tensor> parts;
+  for (auto* l : loads) parts.push_back(l->to(policy_.model->device(), torch::kFloat32));
+  auto flat = torch::cat(parts);  // [layers * E], one collective
+  dist_->all_reduce(flat, dist::ReduceOp::SUM);
+  int64_t at = 0;
+  for (size_t i = 0; i < loads.size(); ++i) {
+    *loads[i] = flat.narrow(0, at, parts[i].numel()).clone();
+    at += parts[i].numel();
+  }
+}
+
+void StageRunner::reduce_metrics_over_ranks(std::map<std::string, double>& m) {
+  if (!dist_ || dist_->world_size() <= 1) return;
+  using dist::ReduceOp;
+  auto ends_with = [](const std::string& s, std::string_view x) {
+    return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+  };
+  auto op_of = [&](const std::string& k) {
+    if (ends_with(k, "/min")) return 'n';
+    if (ends_with(k, "/max")) return 'x';
+    if (k == "num_tokens" || k == "tokens_per_generation" || k == "rewards/masked_rows" || k == "rewards/problems" ||
+        k.rfind("tokens_per_second", 0) == 0 || sum_metric_keys_.count(k))
+      return 's';
+    return 'm';
+  };
+  // The union of the ranks' keys (a reward counter such as rewards/code/status/timeout exists only
+  // on ranks that saw one), each with the reduction its owner chose. One collective compares a hash
+  // of the key lists; only when they differ are the lists gathered (through the TCPStore).
+  std::string mine;
+  for (const auto& [k, v] : m) mine += std::string(1, op_of(k)) + k + '\n';
+  const auto h = static_cast<int64_t>(std::hash<std::string>{}(mine) >> 1);
+  auto check = torch::tensor({h, -h}, torch::kInt64);
+  dist_->all_reduce(check, ReduceOp::MIN);
+  const bool same = check[0].item<int64_t>() == h && check[1].item<int64_t>() == -h;
+  std::map<std::string, char> ops;
+  for (const auto& s : same ? std::vector<std::string>{mine} : dist_->all_gather_string(mine))
+    for (size_t at = 0; at < s.size();) {
+      size_t nl = s.find('\n', at);
+      ops.emplace(s.substr(at + 1, nl - at - 1), s[at]);
+      at = nl + 1;
+    }
+  // Then three collectives: sums (sum keys: value; mean keys: value and presence, so a key missing on
+  // a rank is the mean over the ranks that have it), minima and maxima (missing: +-inf).
+  std::vector<double> sums, mins, maxs;
+  for (const auto& [k, op] : ops) {
+    auto it = m.find(k);
+    const bool have = it != m.end();
+    const double v = have ? it->second : 0.0;
+    if (op == 's') sums.push_back(v);
+    else if (op == 'm') sums.push_back(v), sums.push_back(have ? 1.0 : 0.0);
+    else if (op == 'n') mins.push_back(have ? v : INFINITY);
+    else maxs.push_back(have ? v : -INFINITY);
+  }
+  auto reduce = [&](std::vector<double>& v, ReduceOp op) {
+    if (v.empty()) return;
+    auto t = torch::tensor(v, torch::kFloat64);
+    dist_->all_reduce(t, op);
+    std::copy(t.data_ptr<double>(), t.data_ptr<double>() + t.numel(), v.begin());
+  };
+  reduce(sums, ReduceOp::SUM);
+  reduce(mins, ReduceOp::MIN);
+  reduce(maxs, ReduceOp::MAX);
+  m.clear();
+  size_t is = 0, in = 0, ix = 0;
+  for (const auto& [k, op] : ops) {
+    if (op == 's') m[k] = sums[is++];
+    else if (op == 'm') m[k] = sums[is] / sums[is + 1], is += 2;
+    else if (op == 'n') m[k] = mins[in++];
+    else m[k] = maxs[ix++];
+  }
+}
+
+bool StageRunner::stop_requested() {
+  int sig = g_stop_signal.load();
+  // Ranks see a signal at different steps; they must agree, or one would checkpoint (collectives
+  // of the save) while the others train (collectives of a step).
+  if (dist_ && dist_->world_size() > 1) sig = static_cast<int>(dist_->all_reduce(static_cast<double>(sig), dist::ReduceOp::MAX));
+  return sig != 0;
 }
 
 StageOutcome StageRunner::run() {
@@ -168,8 +259,9 @@ StageOutcome StageRunner::run() {
   int64_t last_saved = step_;
   const int save_every = cfg_.checkpoint.save_steps;
   while (step_ < settings_.max_steps) {
-    if (g_stop_signal.load() != 0 && can_checkpoint()) {
-      log::warn(str("signal ", g_stop_signal.load(), " received: saving a checkpoint at step ", step_, " and stopping"));
+    if (can_checkpoint() && stop_requested()) {
+      log::warn(str("stop signal received (", g_stop_signal.load() != 0 ? "here" : "by another rank",
+                    "): saving a checkpoint at step ", step_, " and stopping"));
       save("interrupted");
       return StageOutcome::INTERRUPTED;
     }

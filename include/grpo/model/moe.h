@@ -31,6 +31,9 @@ class MoeImpl : public torch::nn::Module {
   /// Aux-loss-free balancing step: bias += speed * sign(mean(load) - load), with `load` the
   /// assignments accumulated by training-mode forwards since the last call; then resets them.
   void update_bias(double speed);
+  /// The assignments accumulated for the next update_bias ([E] float32). A data-parallel trainer
+  /// sums it over ranks first, so that every rank moves its bias by the global load.
+  torch::Tensor& pending_load() { return pending_load_; }
 
   torch::nn::Linear gate{nullptr};
   torch::nn::ModuleList experts{nullptr};

@@ -10,9 +10,12 @@
 //  - the decode batch holds at most max_batch_size rows, and (when kv_cache_budget_tokens > 0) the
 //    cache rows held at once (live rows plus the prefill rows of prompts being admitted), each of
 //    capacity longest prompt + max_completion_length tokens, never exceed that many tokens.
-// Sampling is reproducible for a given seed, prompt list, G and config (batching decisions are a
-// deterministic function of these), and stays on the model's device apart from one copy of the
-// drawn ids per step, which the host needs for stop conditions.
+// Sampling is per sequence: completion j of prompt i draws its token t from the counter-based
+// uniform (substream_seed(prompt_seed_i, j), t), so its tokens depend on its prompt's seed, j and
+// the policy, not on the other prompts of the call, the batch limits or the number of ranks
+// (up to float rounding of logits computed in batches of other shapes, which moves a draw only
+// when a uniform lands within a rounding error of a CDF step). The logits stay on the model's
+// device; the host copies the drawn ids back (stop conditions) and sends N uniforms per step.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -68,6 +71,12 @@ class RolloutEngine {
   /// the vocabulary, num_generations < 1, or a kv_cache_budget_tokens too small for two rows.
   std::vector<Completion> generate(const std::vector<std::vector<int64_t>>& prompt_ids, int num_generations,
                                    uint64_t seed);
+  /// Same with one seed per prompt (prompt_seeds.size() == prompt_ids.size(), else InputError);
+  /// generate(ids, G, seed) uses prompt_seeds[i] = substream_seed(seed, i). The GRPO stage keys
+  /// each prompt's seed on its place in the global batch, so data parallel ranks sample exactly
+  /// what one process would.
+  std::vector<Completion> generate(const std::vector<std::vector<int64_t>>& prompt_ids, int num_generations,
+                                   const std::vector<uint64_t>& prompt_seeds);
 
   /// Text prompts: each is encoded as is (bos prepended when the tokenizer asks for one), then
   /// generate(). Throws as generate().

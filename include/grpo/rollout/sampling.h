@@ -36,6 +36,21 @@ torch::Tensor process_logits(const torch::Tensor& logits, const SamplingParams& 
 /// processed: [N, V] float32 from process_logits. Returns [N] int64 on the same device.
 torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, at::Generator& gen);
 
+/// Same draw with the uniforms given: row n takes the first token whose CDF exceeds
+/// uniforms[n] * (its CDF total). uniforms: [N] float32 in [0, 1), any device (moved to the
+/// logits' device). The engine passes counter_uniform() values, so a row's draw depends only on
+/// its own stream and position, not on which other rows share the batch.
+torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, const torch::Tensor& uniforms);
+
+/// Counter-based uniform in [0, 1) (24 bits, exact in float32): SplitMix64 finaliser of
+/// stream + (counter + 1) * golden gamma (Steele, Lea, Flood 2014). Deterministic on every
+/// platform; streams that differ give independent-looking sequences.
+float counter_uniform(uint64_t stream, uint64_t counter);
+
+/// Seed of stream `index` under `seed` (SplitMix64 of seed ^ mixed index): the per-prompt and
+/// per-completion random streams of the engine.
+uint64_t substream_seed(uint64_t seed, uint64_t index);
+
 /// Log-probability of `tokens` ([N] int64) under log_softmax(logits / T) of the RAW logits ([N, V]),
 /// T = temperature (T == 0: the raw logits), i.e. before penalty and filters: this is the policy
 /// that TRL's GRPO training side evaluates for old_per_token_logps, so the importance ratio is 1 at

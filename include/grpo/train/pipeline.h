@@ -2,7 +2,7 @@
 // A whole training run: task data and tokenizer preparation, the stages of cfg.stages in order
 // (each from the previous stage's final weights), evaluation after each stage, and the
 // before/after table. Layout of trainer.output_dir:
-//   config.yaml, train.log
+//   config.yaml, train.log (rank r > 0 of a data-parallel run: train.rank-r.log)
 //   data/train.jsonl, data/eval.jsonl        (task.name != none and no data files given)
 //   stage-1-sft/ stage-2-grpo/ ...           (one stage: directly in output_dir)
 //     checkpoints/  metrics.jsonl  samples.jsonl  tensorboard/

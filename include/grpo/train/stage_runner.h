@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "grpo/config/config.h"
@@ -68,6 +69,17 @@ class StageRunner {
   /// scheduled learning rate unless the gradient is non-finite. Returns the pre-clip norm.
   double apply_gradients(std::map<std::string, double>& metrics);
 
+  /// With several ranks, replaces each metric by its value over all ranks: keys ending in /min
+  /// and /max by the minimum and maximum, counts (num_tokens, tokens_per_generation,
+  /// rewards/masked_rows, rewards/problems, sum_metric_keys_) and throughputs
+  /// (tokens_per_second*) by the sum, everything else by the mean over ranks (exact for means
+  /// over equal shares, as every rank has; an approximation for the /std keys). Keys may differ
+  /// between ranks (the union is kept; a mean is over the ranks that have the key): four
+  /// collectives, plus an all-gather through the TCPStore in the steps where the keys differ.
+  void reduce_metrics_over_ranks(std::map<std::string, double>& metrics);
+  /// Metric names that are counts to sum over ranks (the reward functions' counters).
+  std::set<std::string> sum_metric_keys_;
+
   const config::Config& cfg_;
   StageSettings settings_;
   Policy& policy_;
@@ -84,6 +96,10 @@ class StageRunner {
  private:
   void save(const std::string& why);
   void try_resume();
+  /// True when any rank received a stop signal (one MAX all-reduce per step with several ranks).
+  bool stop_requested();
+  /// Replaces each MoE layer's pending expert load by its sum over ranks (before update_bias).
+  void sum_expert_load_over_ranks();
   int nonfinite_in_a_row_ = 0;
   int64_t nonfinite_total_ = 0;
 };
