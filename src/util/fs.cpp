@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "grpo/util/error.h"
@@ -73,11 +75,26 @@ void atomic_write(const std::string& path, const std::string& data) {
   std::filesystem::path p(path);
   std::error_code ec;
   const auto st = std::filesystem::status(p, ec);  // follows symlinks
-  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
-    // A device, FIFO or /dev/stdout: nothing to replace atomically, and a rename would put a
-    // regular file in place of the device node or the link. Write through it.
+  const bool dev_path = path.rfind("/dev/", 0) == 0 || path.rfind("/proc/", 0) == 0;
+  if (!ec && std::filesystem::exists(st) && (!std::filesystem::is_regular_file(st) || dev_path)) {
+    // A device, FIFO or /dev/stdout (which may lead to the file the shell redirected stdout
+    // to): nothing to replace atomically, and a rename would put a new file in place of the
+    // device node, the link or the redirect target. Write through it, appending as a stream does.
     GRPO_REQUIRE(!std::filesystem::is_directory(st), "cannot write '", path, "': it is a directory");
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    // Our own stdout/stderr: write to the descriptor itself, so the text lands at the stream's
+    // position (a second open of a redirected file would start at offset 0).
+    int own = path == "/dev/stdout" || path == "/proc/self/fd/1" ? 1 : path == "/dev/stderr" || path == "/proc/self/fd/2" ? 2 : -1;
+    if (own >= 0) {
+      std::cout.flush();
+      std::cerr.flush();
+      std::fflush(nullptr);
+      int fd = ::dup(own);  // write_all closes it on failure; our 1/2 stay open
+      if (fd < 0) fail("cannot write", path);
+      write_all(fd, data, path, nullptr);
+      ::close(fd);
+      return;
+    }
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd < 0) fail("cannot open", path);
     write_all(fd, data, path, nullptr);
     ::close(fd);

@@ -6,8 +6,8 @@
 namespace grpo::fs {
 
 /// Writes `data` to `path` atomically (temp file, fsync, rename). A symlink to a regular file keeps
-/// its link (the file it points to is replaced); an existing non-regular file (a device, a FIFO,
-/// /dev/stdout) is written through, not atomically. Throws grpo::InputError naming the path on failure.
+/// its link (the file it points to is replaced); an existing non-regular file (a device, a FIFO)
+/// and anything under /dev/ or /proc/ (/dev/stdout) is written through (appended), not atomically. Throws grpo::InputError naming the path on failure.
 void atomic_write(const std::string& path, const std::string& data);
 
 /// fsync()s a directory so a rename inside it is durable. Throws grpo::InputError on failure.
