@@ -8,6 +8,7 @@
 #include "grpo/model/block.h"
 #include "grpo/util/log.h"
 
+#include "grpo/util/progress.h"
 namespace grpo::train {
 
 std::atomic<int> g_stop_signal{0};
@@ -274,8 +275,14 @@ StageOutcome StageRunner::run() {
                         step_, "); lower optimizer.learning_rate or check the data"));
       log::warn(str("step ", step_, ": non-finite loss or gradient, update skipped"));
     } else {
+  // Progress on stderr, main rank only (a terminal: one line rewritten; otherwise a line every
+  // logging.progress_steps steps or ~10% of the stage).
+  std::optional<util::StepProgress> progress;
+  if (!dist_ || dist_->is_main())
+    progress.emplace(str("stage ", config::enum_name(settings_.kind)), step_, settings_.max_steps, cfg_.logging.progress_steps);
       nonfinite_in_a_row_ = 0;
     }
+      if (progress) progress->clear();
     m["nonfinite_steps"] = static_cast<double>(nonfinite_total_);
     ++step_;
     last_metrics_ = m;
@@ -290,3 +297,11 @@ StageOutcome StageRunner::run() {
 }
 
 }  // namespace grpo::train
+      if (progress) progress->clear();
+    if (progress) {
+      std::vector<std::pair<std::string, double>> shown;
+      for (const char* k : {"loss", "reward", "accuracy"})
+        if (auto it = m.find(k); it != m.end()) shown.emplace_back(k, it->second);
+      progress->update(step_, shown);
+    }
+      if (progress) progress->clear();

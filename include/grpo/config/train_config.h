@@ -112,6 +112,7 @@ struct LoggingConfig {
   std::vector<std::string> report_to = {"jsonl", "tensorboard"};
   int log_completions_steps = 10;  // 0 = never
   int num_completions_to_print = 4;
+  int progress_steps = 0;          // 0 = about every 10% of a stage (non-terminal output only)
   template <class V> void visit(V& v) {
     v("level", level, "Console log level: trace, debug, info, warn, error, off.");
     v("file_level", file_level, "Level of the log file in the run directory.");
@@ -119,6 +120,7 @@ struct LoggingConfig {
     v("report_to", report_to, "Metric sinks: jsonl, tensorboard.");
     v("log_completions_steps", log_completions_steps, "Write sample completions to samples.jsonl every N steps; 0 = never.", at_least(0));
     v("num_completions_to_print", num_completions_to_print, "Completions written each time.", at_least(0));
+    v("progress_steps", progress_steps, "Training progress on stderr: on a terminal one line updated every step; otherwise a plain line every N steps (0 = about every 10% of the stage).", at_least(0));
   }
 };
 
