@@ -7,8 +7,8 @@
 #include "grpo/data/prompt.h"
 #include "grpo/model/block.h"
 #include "grpo/util/log.h"
-
 #include "grpo/util/progress.h"
+
 namespace grpo::train {
 
 std::atomic<int> g_stop_signal{0};
@@ -259,8 +259,14 @@ StageOutcome StageRunner::run() {
   policy_.model->train();
   int64_t last_saved = step_;
   const int save_every = cfg_.checkpoint.save_steps;
+  // Progress on stderr, main rank only (a terminal: one line rewritten; otherwise a line every
+  // logging.progress_steps steps or ~10% of the stage).
+  std::optional<util::StepProgress> progress;
+  if (!dist_ || dist_->is_main())
+    progress.emplace(str("stage ", config::enum_name(settings_.kind)), step_, settings_.max_steps, cfg_.logging.progress_steps);
   while (step_ < settings_.max_steps) {
     if (can_checkpoint() && stop_requested()) {
+      if (progress) progress->clear();
       log::warn(str("stop signal received (", g_stop_signal.load() != 0 ? "here" : "by another rank",
                     "): saving a checkpoint at step ", step_, " and stopping"));
       save("interrupted");
@@ -273,21 +279,23 @@ StageOutcome StageRunner::run() {
       if (++nonfinite_in_a_row_ >= cfg_.trainer.max_consecutive_nonfinite)
         throw Error(str("training diverged: ", nonfinite_in_a_row_, " steps in a row with a non-finite loss or gradient (step ",
                         step_, "); lower optimizer.learning_rate or check the data"));
+      if (progress) progress->clear();
       log::warn(str("step ", step_, ": non-finite loss or gradient, update skipped"));
     } else {
-  // Progress on stderr, main rank only (a terminal: one line rewritten; otherwise a line every
-  // logging.progress_steps steps or ~10% of the stage).
-  std::optional<util::StepProgress> progress;
-  if (!dist_ || dist_->is_main())
-    progress.emplace(str("stage ", config::enum_name(settings_.kind)), step_, settings_.max_steps, cfg_.logging.progress_steps);
       nonfinite_in_a_row_ = 0;
     }
-      if (progress) progress->clear();
     m["nonfinite_steps"] = static_cast<double>(nonfinite_total_);
     ++step_;
     last_metrics_ = m;
     if (metrics_log_ && step_ % cfg_.logging.logging_steps == 0) metrics_log_->log(step_, m);
+    if (progress) {
+      std::vector<std::pair<std::string, double>> shown;
+      for (const char* k : {"loss", "reward", "accuracy"})
+        if (auto it = m.find(k); it != m.end()) shown.emplace_back(k, it->second);
+      progress->update(step_, shown);
+    }
     if (save_every > 0 && step_ - last_saved >= save_every && step_ < settings_.max_steps && can_checkpoint()) {
+      if (progress) progress->clear();
       save("every " + std::to_string(save_every) + " steps");
       last_saved = step_;
     }
@@ -297,11 +305,3 @@ StageOutcome StageRunner::run() {
 }
 
 }  // namespace grpo::train
-      if (progress) progress->clear();
-    if (progress) {
-      std::vector<std::pair<std::string, double>> shown;
-      for (const char* k : {"loss", "reward", "accuracy"})
-        if (auto it = m.find(k); it != m.end()) shown.emplace_back(k, it->second);
-      progress->update(step_, shown);
-    }
-      if (progress) progress->clear();
