@@ -148,6 +148,14 @@ void apply_override(const std::string& text, LoadedConfig& out) {
   apply_root(root, out.config, where, out.provenance);
 }
 
+// "~/" and "$GRPO_DATA_DIR/" in the file and directory fields (util/fs.h expand_path), so a
+// shipped config can name set-up-time assets (e.g. the SmolLM2 GGUF) on any machine.
+void expand_paths(Config& c) {
+  for (std::string* p : {&c.model.path, &c.tokenizer.path, &c.data.train_file, &c.data.eval_file, &c.task.source,
+                         &c.trainer.output_dir, &c.checkpoint.resume})
+    *p = fs::expand_path(*p);
+}
+
 }  // namespace
 
 LoadedConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -157,6 +165,7 @@ LoadedConfig load_config(const std::string& path, const std::vector<std::string>
   std::vector<std::string> stack{sfs::weakly_canonical(path, ec).string()};
   load_layer(text, path, sfs::path(path).parent_path(), out, stack);
   for (const auto& o : overrides) apply_override(o, out);
+  expand_paths(out.config);
   validate(out.config, out.provenance);
   return out;
 }
@@ -167,6 +176,7 @@ LoadedConfig load_config_string(const std::string& yaml, const std::string& name
   std::vector<std::string> stack{name};
   load_layer(yaml, name, sfs::current_path(), out, stack);
   for (const auto& o : overrides) apply_override(o, out);
+  expand_paths(out.config);
   validate(out.config, out.provenance);
   return out;
 }

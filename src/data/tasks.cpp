@@ -239,18 +239,7 @@ std::vector<nlohmann::json> make_countdown(const config::CountdownTaskConfig& cf
 }
 
 std::string default_task_source(config::TaskName name) {
-  // The same resolution as scripts/lib/env.sh, which writes the files.
-  std::string dir;
-  if (const char* d = std::getenv("GRPO_DATA_DIR"); d && *d) {
-    dir = d;
-  } else if (const char* c = std::getenv("GRPO_CACHE_DIR"); c && *c) {
-    dir = std::string(c) + "/data";
-  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-    dir = std::string(x) + "/grpo/data";
-  } else {
-    const char* h = std::getenv("HOME");
-    dir = std::string(h && *h ? h : ".") + "/.cache/grpo/data";
-  }
+  const std::string dir = fs::data_dir();  // where scripts/fetch_assets.sh writes
   switch (name) {
     case config::TaskName::GSM8K: return dir + "/gsm8k/gsm8k.jsonl";
     case config::TaskName::HUMANEVAL: return dir + "/humaneval/humaneval.jsonl";
@@ -388,7 +377,7 @@ void write_rows(const std::vector<nlohmann::json>& train_rows, const std::vector
 
 void write_task_splits(const config::TaskConfig& task, const std::string& train_path, const std::string& eval_path) {
   if (task.name == config::TaskName::GSM8K || task.name == config::TaskName::HUMANEVAL) {
-    const std::string src = task.source.empty() ? default_task_source(task.name) : task.source;
+    const std::string src = task.source.empty() ? default_task_source(task.name) : fs::expand_path(task.source);
     auto rows = task.name == config::TaskName::GSM8K ? load_gsm8k(src) : load_humaneval(src);
     std::vector<nlohmann::json> train_rows, eval_rows;
     split_dataset(std::move(rows), task, train_rows, eval_rows);

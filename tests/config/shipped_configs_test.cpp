@@ -1,0 +1,64 @@
+// Every config we ship (configs/*.yaml, configs/research/*.yaml) passes `grpo config check`, and
+// the path expansion that lets a shipped config name set-up-time assets.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/subprocess.h"
+#include "grpo/config/config.h"
+#include "grpo/util/fs.h"
+
+namespace grpo::config {
+namespace {
+
+namespace sfs = std::filesystem;
+
+std::vector<std::string> yaml_files(const sfs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : sfs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".yaml") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ShippedConfigs, EveryConfigPassesConfigCheck) {
+  const sfs::path root(GRPO_SOURCE_DIR);
+  auto files = yaml_files(root / "configs");
+  auto research = yaml_files(root / "configs" / "research");
+  EXPECT_GE(files.size(), 3u) << "configs/: quickstart, ci-smoke, smollm2-gsm8k at least";
+  EXPECT_GE(research.size(), 5u) << "configs/research/: dense gsm8k, dense math, moe, multi-gpu, fp8";
+  files.insert(files.end(), research.begin(), research.end());
+  for (const auto& f : files) {
+    auto r = grpo::testing::run_cmd(std::string(GRPO_BIN) + " config check " + f);
+    EXPECT_EQ(r.rc, 0) << f << ":\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("ok: "), std::string::npos) << f << ":\n" << r.out << r.err;
+  }
+}
+
+TEST(ConfigPaths, HomeAndDataDirAreExpanded) {
+  const char* home = std::getenv("HOME");
+  const std::string saved_home = home ? home : "";
+  ::setenv("GRPO_DATA_DIR", "/data/x", 1);
+  ::setenv("HOME", "/home/u", 1);
+  EXPECT_EQ(fs::expand_path("~/a/b.gguf"), "/home/u/a/b.gguf");
+  EXPECT_EQ(fs::expand_path("$GRPO_DATA_DIR/smollm2/m.gguf"), "/data/x/smollm2/m.gguf");
+  EXPECT_EQ(fs::expand_path("${GRPO_DATA_DIR}/m.gguf"), "/data/x/m.gguf");
+  EXPECT_EQ(fs::expand_path("runs/~/x"), "runs/~/x");
+  EXPECT_EQ(fs::expand_path("$GRPO_DATA_DIRx/m"), "$GRPO_DATA_DIRx/m");
+  EXPECT_EQ(fs::expand_path(""), "");
+  auto cfg = load_config_string("model: {path: $GRPO_DATA_DIR/m.gguf}\ntask: {source: ~/g.jsonl}\n", "t.yaml", {}).config;
+  EXPECT_EQ(cfg.model.path, "/data/x/m.gguf");
+  EXPECT_EQ(cfg.task.source, "/home/u/g.jsonl");
+  ::unsetenv("GRPO_DATA_DIR");
+  ::setenv("XDG_CACHE_HOME", "/xdg", 1);
+  ::unsetenv("GRPO_CACHE_DIR");
+  EXPECT_EQ(fs::data_dir(), "/xdg/grpo/data");  // scripts/lib/env.sh's order
+  ::unsetenv("XDG_CACHE_HOME");
+  EXPECT_EQ(fs::data_dir(), "/home/u/.cache/grpo/data");
+  ::setenv("HOME", saved_home.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace grpo::config
