@@ -49,7 +49,8 @@ GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& 
                      const data::Dataset* eval_data)
     : StageRunner(cfg, std::move(settings), policy, std::move(dist)), rewards_(rewards), eval_data_(eval_data) {
   engine_ = std::make_unique<rollout::RolloutEngine>(policy_.model, *policy_.tokenizer, cfg_.rollout);
-  if (cfg_.grpo.beta > 0) ref_ = clone_frozen(policy_.model);  // beta == 0 loads no reference model
+  // beta == 0 loads no reference model, unless grpo.log_kl asks for the KL as a metric.
+  if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
 }
 
 GrpoStage::~GrpoStage() = default;
@@ -258,7 +259,7 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     avg.add("clip_ratio/low", lm.clip_low_sum, lm.clip_count);
     avg.add("clip_ratio/high", lm.clip_high_sum, lm.clip_count);
     avg.add("clip_ratio/region", lm.clip_region_sum, lm.clip_count);
-    if (cfg_.grpo.beta > 0) avg.add("kl", lm.kl_sum, lm.token_count);
+    if (ref_) avg.add("kl", lm.kl_sum, lm.token_count);
     {
       torch::NoGradGuard ng;
       auto msk = tb.completion_mask.to(torch::kFloat32);

@@ -125,7 +125,14 @@ LossResult compute_loss(const LossInputs& in, const LossOptions& opt, const Loss
     res.metrics.clip_region_sum = masked_sum(is_region, m);
     res.metrics.token_count = m.sum().item<double>();
     res.metrics.clip_count = is_low.size(-1) == 1 ? static_cast<double>(B) : res.metrics.token_count;
-    if (use_kl) res.metrics.kl_sum = masked_sum(kl, m);
+    if (use_kl) {
+      res.metrics.kl_sum = masked_sum(kl, m);
+    } else if (in.ref_logprobs.defined()) {
+      // Monitoring only (grpo.log_kl): the same k3 estimate, never part of the loss.
+      const auto ref_ok = sel & torch::isfinite(in.ref_logprobs);
+      const auto d = torch::where(ref_ok, in.ref_logprobs.to(dt) - logp.detach(), zeros);
+      res.metrics.kl_sum = masked_sum(torch::exp(d) - d - 1.0, ref_ok.to(dt));
+    }
     if (in.entropies.defined())
       res.metrics.entropy_sum = (torch::where(sel, in.entropies.detach().to(dt), zeros)).sum().item<double>();
   }

@@ -228,6 +228,30 @@ TEST(Loss, OnPolicyValueIsMinusMeanAdvantage) {
   EXPECT_DOUBLE_EQ(r.loss.item<double>(), -(0.5 - 2.0) / 2);  // mean of per-sequence means
 }
 
+// grpo.log_kl: with beta = 0, reference log-probs only feed the KL metric. The loss and its
+// gradient are bit-identical to the run without them; kl_sum is the k3 estimate by hand.
+TEST(Loss, LogKlWithBetaZeroIsMonitoringOnly) {
+  auto logp = torch::tensor({{-1.0, -2.0, -3.0}, {-0.5, -0.1, -9.0}}, torch::kFloat64);
+  auto mask = torch::tensor({{1.0, 1.0, 0.0}, {1.0, 0.0, 0.0}}, torch::kFloat64);
+  auto ref = torch::tensor({{-1.5, -1.0, -7.0}, {-0.25, -4.0, -1.0}}, torch::kFloat64);
+  auto adv = torch::tensor({0.7, -1.3}, torch::kFloat64);
+  LossOptions o;
+  o.loss_type = LossType::DAPO;
+  auto a_in = logp.clone().requires_grad_(true), b_in = logp.clone().requires_grad_(true);
+  auto a = grpo::train::compute_loss(simple_inputs(a_in, mask, adv), o, {2, 3});
+  auto with_ref = simple_inputs(b_in, mask, adv);
+  with_ref.ref_logprobs = ref;
+  auto b = grpo::train::compute_loss(with_ref, o, {2, 3});
+  a.loss.backward();
+  b.loss.backward();
+  EXPECT_EQ(a.loss.item<double>(), b.loss.item<double>());
+  EXPECT_TRUE(torch::equal(a_in.grad(), b_in.grad()));
+  EXPECT_EQ(a.metrics.kl_sum, 0.0);
+  auto k3 = [](double r, double l) { return std::exp(r - l) - (r - l) - 1.0; };
+  double want = k3(-1.5, -1.0) + k3(-1.0, -2.0) + k3(-0.25, -0.5);  // the three unmasked tokens
+  EXPECT_NEAR(b.metrics.kl_sum, want, 1e-14);
+}
+
 TEST(Loss, EmptyAndTruncatedCompletionsContributeNothing) {
   // Row 1 is an empty completion (mask all 0) with -inf log-probs and NaN old log-probs in its
   // padding: loss and gradient stay finite and its gradient is exactly 0.

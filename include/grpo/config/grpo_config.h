@@ -25,6 +25,7 @@ template <> struct EnumNames<ImportanceSamplingLevel> {
 struct GrpoConfig {
   int num_generations = 8;                 // G
   double beta = 0.0;                       // KL coefficient; 0 loads no reference model
+  bool log_kl = false;                     // beta = 0: still load the reference and log KL to it
   double epsilon = 0.2;                    // lower clip
   std::optional<double> epsilon_high;      // upper clip (DAPO clip-higher); null = epsilon
   LossType loss_type = LossType::DAPO;
@@ -41,6 +42,7 @@ struct GrpoConfig {
   template <class V> void visit(V& v) {
     v("num_generations", num_generations, "Completions sampled per prompt (G). A group needs at least 2 to have a baseline.", at_least(2));
     v("beta", beta, "Coefficient of the k3 KL penalty to the reference model; 0 loads no reference model.", at_least(0));
+    v("log_kl", log_kl, "With beta = 0, still load the reference model and log the KL to it (monitoring only: the loss and the trajectory are unchanged; one more forward per micro-batch).");
     v("epsilon", epsilon, "Lower clip of the ratio: clip(rho, 1 - epsilon, 1 + epsilon_high).", greater_than(0));
     v("epsilon_high", epsilon_high, "Upper clip (DAPO clip-higher); null uses epsilon.", greater_than(0));
     v("loss_type", loss_type, "Loss normalisation: grpo (per-sequence token mean), bnpo, dapo (global token mean), dr_grpo (sum / (sequences * max_completion_length)).");
