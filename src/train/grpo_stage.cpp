@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <set>
 
 #include "grpo/dist/rank_rng.h"
 #include "grpo/train/advantages.h"
@@ -28,6 +29,21 @@ void put_stats(std::map<std::string, double>& m, const std::string& key, const s
   m[key + "/std"] = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0;
   m[key + "/min"] = mn;
   m[key + "/max"] = mx;
+}
+
+// Appends rows `rows` of `src` to `dst` (a RewardSetResult of the kept rows of several draws):
+// scores row by row, problems re-numbered, counters summed (they count work done, kept or not).
+void append_scored_rows(reward::RewardSetResult& dst, const reward::RewardSetResult& src, const std::vector<size_t>& rows) {
+  if (dst.names.empty()) dst.names = src.names, dst.weights = src.weights, dst.per_function.resize(src.names.size());
+  for (size_t r : rows) {
+    const size_t at = dst.total.size();
+    for (size_t f = 0; f < src.per_function.size(); ++f) dst.per_function[f].push_back(src.per_function[f][r]);
+    dst.total.push_back(src.total[r]);
+    dst.masked.push_back(src.masked[r]);
+    for (const auto& p : src.problems)
+      if (p.row == r) dst.problems.push_back({at, p.function, p.message});
+  }
+  for (const auto& [k, v] : src.counters) dst.counters[k] += v;
 }
 
 }  // namespace
@@ -78,36 +94,122 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
   const int64_t B = completions_per_step / G;
   auto gen = std::make_unique<Generation>();
 
-  // Every rank walks the same global order and takes its own slice: all G completions of a prompt
-  // stay on one rank, so advantages stay local.
-  auto global = loader_->next_batch(B * world);
-  for (int64_t i = 0; i < B; ++i) gen->records.push_back(global[static_cast<size_t>(rank * B + i)]);
+  // One draw: B prompts per rank, G completions each, scored. Without dynamic sampling the step
+  // trains on draw 0. With it (DAPO sec. 3.2), groups whose rewards are all equal (zero advantage,
+  // no gradient) are dropped and more draws follow, up to grpo.max_resample_rounds extra ones,
+  // until B groups are kept; surplus groups of the last draw are discarded (their prompts are
+  // consumed, as in verl). Still short after the cap: the step trains on the groups kept (a
+  // warning), or on draw 0 unfiltered when none was kept at all.
+  struct Draw {
+    std::vector<const data::Record*> records;      // [B]
+    std::vector<std::vector<int64_t>> prompt_ids;  // [B]
+    std::vector<std::string> prompt_texts;         // [B]
+    std::vector<rollout::Completion> completions;  // [B * G], prompt_index in [0, B)
+    reward::RewardSetResult scored;                // [B * G] rows, completion order
+    std::vector<bool> keep;                        // [B] group has reward variance
+  };
+  std::vector<Draw> draws;
+  const bool dynamic = cfg_.grpo.dynamic_sampling;
+  int64_t kept = 0, dropped = 0, rollout_tokens = 0;
+  double t_rollout = 0, t_reward = 0;
+  for (int round = 0;; ++round) {
+    Draw d;
+    // Every rank walks the same global order and takes its own slice: all G completions of a
+    // prompt stay on one rank, so advantages stay local.
+    auto global = loader_->next_batch(B * world);
+    for (int64_t i = 0; i < B; ++i) d.records.push_back(global[static_cast<size_t>(rank * B + i)]);
+    for (const auto* r : d.records) {
+      auto msgs = prompt_messages(*r, cfg_);
+      d.prompt_texts.push_back(policy_.chat->render(msgs, true));
+      d.prompt_ids.push_back(encode_prompt(policy_, msgs));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    policy_.model->eval();
+    // One random stream per prompt, keyed by its place in the global batch (draw r continues the
+    // numbering after draw r-1's B * world prompts) and the generation count, not by rank: N ranks
+    // sample exactly the completions one process would.
+    std::vector<uint64_t> seeds;
+    for (int64_t i = 0; i < B; ++i)
+      seeds.push_back(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), int64_t(round) * B * world + rank * B + i,
+                                        static_cast<uint64_t>(generations_)));
+    d.completions = engine_->generate(d.prompt_ids, G, seeds);
+    policy_.model->train();
+    t_rollout += seconds_since(t0);
+    rollout_tokens += engine_->last_stats().completion_tokens;
+
+    t0 = std::chrono::steady_clock::now();
+    std::vector<reward::RewardInput> in;
+    for (const auto& c : d.completions) {
+      auto i = static_cast<size_t>(c.prompt_index);
+      in.push_back({d.prompt_texts[i], c.text, d.records[i]->row, static_cast<int64_t>(c.completion_length)});
+    }
+    d.scored = rewards_.score(in);
+    t_reward += seconds_since(t0);
+
+    d.keep.assign(static_cast<size_t>(B), true);
+    if (dynamic) {
+      const auto n = static_cast<int64_t>(d.completions.size());
+      auto r = torch::empty({n}, torch::kFloat64);
+      auto pi = torch::empty({n}, torch::kInt64);
+      for (int64_t i = 0; i < n; ++i) {
+        r[i] = d.scored.masked[static_cast<size_t>(i)] ? NAN : static_cast<double>(d.scored.total[static_cast<size_t>(i)]);
+        pi[i] = d.completions[static_cast<size_t>(i)].prompt_index;
+      }
+      for (int64_t g : zero_variance_groups(r, pi)) d.keep[static_cast<size_t>(g)] = false, ++dropped;
+    }
+    for (bool k : d.keep) kept += k;
+    draws.push_back(std::move(d));
+    if (!dynamic) break;
+    // Ranks draw in lockstep (the loader order is global): another draw when any rank is short.
+    double short_anywhere = kept < B ? 1.0 : 0.0;
+    if (world > 1) short_anywhere = dist_->all_reduce(short_anywhere, dist::ReduceOp::MAX);
+    if (short_anywhere == 0.0 || round >= cfg_.grpo.max_resample_rounds) break;
+  }
+  m["time/rollout"] = t_rollout;
+  m["time/reward"] = t_reward;
+
+  // The groups trained on: the first `take` kept groups in draw order. With several ranks every
+  // rank takes the same number (the smallest rank's), so all run the same micro-batches.
+  int64_t take = std::min(kept, B);
+  if (dynamic && world > 1) take = static_cast<int64_t>(dist_->all_reduce(static_cast<double>(take), dist::ReduceOp::MIN));
+  if (dynamic && take == 0) {
+    for (auto& d : draws) d.keep.assign(d.keep.size(), false);
+    draws[0].keep.assign(static_cast<size_t>(B), true);
+    take = B;
+    if (!dist_ || dist_->is_main())
+      log::warn(str("dynamic sampling: step ", step_ + 1, ": no group with reward variance in ", draws.size(),
+                    " draw(s) (grpo.max_resample_rounds = ", cfg_.grpo.max_resample_rounds, "); training on the first draw"));
+  } else if (dynamic && take < B && (!dist_ || dist_->is_main())) {
+    log::warn(str("dynamic sampling: step ", step_ + 1, ": ", take, " of ", B, " groups with reward variance after ",
+                  draws.size() - 1, " extra draw(s) (grpo.max_resample_rounds = ", cfg_.grpo.max_resample_rounds,
+                  "); training on those"));
+  }
   std::vector<std::string> prompt_texts;
-  for (const auto* r : gen->records) {
-    auto msgs = prompt_messages(*r, cfg_);
-    prompt_texts.push_back(policy_.chat->render(msgs, true));
-    gen->prompt_ids.push_back(encode_prompt(policy_, msgs));
+  reward::RewardSetResult scored;
+  for (auto& d : draws) {
+    std::vector<size_t> rows;
+    for (size_t g = 0; g < d.keep.size() && static_cast<int64_t>(gen->records.size()) < take; ++g) {
+      if (!d.keep[g]) continue;
+      const auto at = static_cast<int64_t>(gen->records.size());
+      gen->records.push_back(d.records[g]);
+      gen->prompt_ids.push_back(std::move(d.prompt_ids[g]));
+      prompt_texts.push_back(std::move(d.prompt_texts[g]));
+      for (size_t i = 0; i < d.completions.size(); ++i)
+        if (d.completions[i].prompt_index == static_cast<int64_t>(g)) {
+          rows.push_back(i);
+          gen->completions.push_back(std::move(d.completions[i]));
+          gen->completions.back().prompt_index = at;
+        }
+    }
+    append_scored_rows(scored, d.scored, rows);
   }
-
-  auto t0 = std::chrono::steady_clock::now();
-  policy_.model->eval();
-  // One random stream per prompt, keyed by its place in the global batch and the generation
-  // count, not by rank: N ranks sample exactly the completions one process would.
-  std::vector<uint64_t> seeds;
-  for (int64_t i = 0; i < B; ++i)
-    seeds.push_back(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), rank * B + i, static_cast<uint64_t>(generations_)));
-  gen->completions = engine_->generate(gen->prompt_ids, G, seeds);
-  policy_.model->train();
-  m["time/rollout"] = seconds_since(t0);
-
-  t0 = std::chrono::steady_clock::now();
-  std::vector<reward::RewardInput> in;
-  for (const auto& c : gen->completions) {
-    auto i = static_cast<size_t>(c.prompt_index);
-    in.push_back({prompt_texts[i], c.text, gen->records[i]->row, static_cast<int64_t>(c.completion_length)});
+  if (dynamic) {
+    m["dynamic_sampling/extra_draws"] = static_cast<double>(draws.size() - 1);
+    m["dynamic_sampling/groups_dropped"] = static_cast<double>(dropped);
+    m["dynamic_sampling/groups_trained"] = static_cast<double>(gen->records.size());
+    sum_metric_keys_.insert("dynamic_sampling/groups_dropped");
+    sum_metric_keys_.insert("dynamic_sampling/groups_trained");
   }
-  auto scored = rewards_.score(in);
-  m["time/reward"] = seconds_since(t0);
 
   const int64_t N = static_cast<int64_t>(gen->completions.size());
   auto rewards = torch::empty({N}, torch::kFloat64);
@@ -157,7 +259,7 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
   }
   put_stats(m, "completions/length", lens);
   m["completions/truncated_ratio"] = static_cast<double>(truncated) / static_cast<double>(N);
-  m["tokens_per_second/rollout"] = static_cast<double>(engine_->last_stats().completion_tokens) / std::max(1e-9, m["time/rollout"]);
+  m["tokens_per_second/rollout"] = static_cast<double>(rollout_tokens) / std::max(1e-9, m["time/rollout"]);
 
   // Micro-batches of per_device_train_batch_size completions, in completion order.
   const int64_t mb = settings_.per_device_train_batch_size;
@@ -181,7 +283,7 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
     gen->micro.push_back(std::move(tb));
   }
 
-  t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   if (cfg_.grpo.num_iterations > 1)
     for (auto& tb : gen->micro) gen->old_logprobs.push_back(no_grad_logprobs(policy_.model, tb));
   if (ref_)
