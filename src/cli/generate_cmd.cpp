@@ -14,6 +14,7 @@
 #include "grpo/rollout/engine.h"
 #include "grpo/tokenizer/chat_template.h"
 #include "grpo/tokenizer/tokenizer.h"
+#include "grpo/train/policy.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/log.h"
@@ -117,11 +118,26 @@ void run_generate(const GenerateArgs& a) {
   GRPO_REQUIRE(a.num_generations >= 1, "--num-generations = ", a.num_generations, ": expected at least 1");
   auto loaded = config::load_config(a.config, a.overrides);
   const auto& cfg = loaded.config;
-  auto tokenizer = tok::load_tokenizer(cfg.tokenizer, cfg.model.path);
-  tok::ChatFormatter chat(cfg.tokenizer.chat_template, *tokenizer, cfg.tokenizer.assistant_prefix);
-  auto records = read_prompts(a.prompts, chat, a.raw);
+  // A trained policy (a stage's final/ or a checkpoint) loads like training does: its own
+  // config.yaml rebuilds the architecture and names the tokenizer (unless tokenizer.path is set).
+  train::Policy policy;
+  std::unique_ptr<tok::Tokenizer> own_tokenizer;
+  std::unique_ptr<tok::ChatFormatter> chat;
+  model::Transformer model{nullptr};
+  const tok::Tokenizer* tokenizer = nullptr;
+  if (is_grpo_weights_dir(cfg.model.path)) {
+    policy = train::load_policy(cfg);
+    tokenizer = policy.tokenizer.get();
+    chat = std::move(policy.chat);
+    model = policy.model;
+  } else {
+    own_tokenizer = tok::load_tokenizer(cfg.tokenizer, cfg.model.path);
+    tokenizer = own_tokenizer.get();
+    chat = std::make_unique<tok::ChatFormatter>(cfg.tokenizer.chat_template, *tokenizer, cfg.tokenizer.assistant_prefix);
+  }
+  auto records = read_prompts(a.prompts, *chat, a.raw);
 
-  auto model = open_model(cfg.model, *tokenizer, a.seed);
+  if (!model) model = open_model(cfg.model, *tokenizer, a.seed);
   model->eval();
   log::info(str("generate: ", records.size(), " prompts x ", a.num_generations, " completions on ", model->device().str(),
                 ", tokenizer ", tokenizer->describe()));

@@ -64,10 +64,10 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
   m["loss"] = loss_total;
   m["token_prob_above_half"] = correct / std::max(1.0, local_tokens);
   m["num_tokens"] = local_tokens;
-  bool finite = std::isfinite(loss_total);
+  bool finite = ranks_agree_finite(std::isfinite(loss_total));
   double norm = 0;
   if (finite) norm = apply_gradients(m);
-  else policy_.model->zero_grad(), m["grad_norm"] = NAN;
+  else discard_gradients(), m["grad_norm"] = NAN;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m["time/update"] = secs;
   m["tokens_per_second"] = local_tokens / std::max(1e-9, secs);

@@ -1,5 +1,6 @@
 #include "grpo/train/stage_runner.h"
 
+#include <chrono>
 #include <csignal>
 #include <cmath>
 #include <filesystem>
@@ -147,7 +148,12 @@ void StageRunner::save(const std::string& why) {
 }
 
 double StageRunner::apply_gradients(std::map<std::string, double>& metrics) {
-  if (reducer_) reducer_->synchronize();
+  if (reducer_) {
+    // The wait for the gradient all-reduce that backward did not hide (buckets still in flight).
+    auto t0 = std::chrono::steady_clock::now();
+    reducer_->synchronize();
+    metrics["time/grad_sync"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   std::vector<torch::Tensor> params;
   for (auto& p : policy_.model->parameters())
     if (p.requires_grad() && p.grad().defined()) params.push_back(p);
@@ -167,6 +173,16 @@ double StageRunner::apply_gradients(std::map<std::string, double>& metrics) {
   if (reducer_ && moe.num_experts > 0 && moe.bias_update_speed > 0) sum_expert_load_over_ranks();
   policy_.model->update_expert_bias();
   return norm;
+}
+
+bool StageRunner::ranks_agree_finite(bool finite) {
+  if (!dist_ || dist_->world_size() <= 1) return finite;
+  return dist_->all_reduce(finite ? 1.0 : 0.0, dist::ReduceOp::MIN) > 0.5;
+}
+
+void StageRunner::discard_gradients() {
+  if (reducer_) reducer_->synchronize();
+  policy_.model->zero_grad();
 }
 
 void StageRunner::sum_expert_load_over_ranks() {
@@ -273,7 +289,9 @@ StageOutcome StageRunner::run() {
       return StageOutcome::INTERRUPTED;
     }
     std::map<std::string, double> m;
+    auto t_step = std::chrono::steady_clock::now();
     bool ok = train_step(m);
+    m["time/step"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
     if (!ok) {
       ++nonfinite_total_;
       if (++nonfinite_in_a_row_ >= cfg_.trainer.max_consecutive_nonfinite)

@@ -2,8 +2,14 @@
 // Each CLI subcommand family registers itself on the app; main() parses and runs. Commands throw
 // grpo::InputError (exit 2) or other exceptions (exit 1); only main() prints and exits.
 #include <CLI/CLI.hpp>
+#include <string>
 
 namespace grpo::cli {
+
+/// True for a grpo weights directory (a stage's final/ or a checkpoint: model.safetensors and
+/// config.yaml, no config.json), which train::load_policy reads; `model info|convert` and
+/// `generate` accept it beside Hugging Face directories and .gguf files.
+bool is_grpo_weights_dir(const std::string& path);
 
 /// `grpo config check|show|docs`.
 void register_config_commands(CLI::App& app);

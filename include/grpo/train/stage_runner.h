@@ -68,6 +68,12 @@ class StageRunner {
   /// Averages gradients over ranks, clips them (max_grad_norm), and steps the optimizer at the
   /// scheduled learning rate unless the gradient is non-finite. Returns the pre-clip norm.
   double apply_gradients(std::map<std::string, double>& metrics);
+  /// With several ranks: true only when `finite` is true on every rank (one collective), so that
+  /// all ranks either step or skip together. One rank: `finite`.
+  bool ranks_agree_finite(bool finite);
+  /// Drops this step's gradients (a skipped step), first waiting for the all-reduces that
+  /// backward started, so that the next step's buckets start clean.
+  void discard_gradients();
 
   /// With several ranks, replaces each metric by its value over all ranks: keys ending in /min
   /// and /max by the minimum and maximum, counts (num_tokens, tokens_per_generation,
