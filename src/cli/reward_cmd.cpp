@@ -94,17 +94,20 @@ void run(const RewardArgs& a) {
   std::ifstream in(a.input);
   if (!in) throw InputError(str(a.input, ": cannot open the input file"));
   std::vector<reward::RewardInput> rows;
+  std::vector<size_t> row_line;  // input line of each row (blank lines are skipped)
   std::string line;
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
     rows.push_back(parse_row(line, str(a.input, ":", lineno)));
+    row_line.push_back(lineno);
   }
   if (in.bad()) throw InputError(str(a.input, ": read error"));
 
   const auto& names = set.names();
   std::vector<Summary> per(names.size());
   Summary total;
-  size_t masked = 0;
+  size_t masked = 0, problem_count = 0;
+  std::vector<std::string> first_problems;  // shown after the table: a problem is usually a setup mistake
   std::ostringstream out;
   for (size_t start = 0; start < rows.size(); start += a.batch_size) {
     size_t end = std::min(rows.size(), start + a.batch_size);
@@ -114,6 +117,7 @@ void run(const RewardArgs& a) {
     std::vector<nlohmann::json> problems(batch.size(), nlohmann::json::array());
     for (const auto& p : res.problems) {
       problems[p.row].push_back({{"function", p.function}, {"message", p.message}});
+      if (++problem_count <= 5) first_problems.push_back(str(a.input, ":", row_line[start + p.row], ": ", p.function, ": ", p.message));
       for (size_t f = 0; f < names.size(); ++f)
         if (names[f] == p.function) ++per[f].problems;
     }
@@ -156,6 +160,10 @@ void run(const RewardArgs& a) {
   }
   std::cout << line_of("total", "", total);
   if (masked) std::cout << masked << " row(s) masked (their reward is not meaningful)\n";
+  for (const auto& p : first_problems) std::cout << "problem: " << p << "\n";
+  if (problem_count > first_problems.size())
+    std::cout << "... " << problem_count - first_problems.size() << " more problem(s)"
+              << (a.out.empty() ? " (--out writes each row's reward_problems)" : str(" (see reward_problems in ", a.out, ")")) << "\n";
   if (!a.out.empty()) std::cout << "wrote " << rows.size() << " row(s) to " << a.out << "\n";
 }
 
