@@ -34,8 +34,12 @@ void run_training(const TrainArgs& a, bool sft_only) {
   opts.sft_only = sft_only;
   auto res = train::run_pipeline(cfg, opts);
   if (res.interrupted) {
+    // The same config and overrides (trainer.output_dir may be one of them), then --resume auto.
+    std::string again = a.file;
+    for (const auto& o : a.overrides)
+      again += o.find_first_of(" \t'\"$`\\") == std::string::npos ? " " + o : " '" + o + "'";
     std::cout << "stopped by a signal after saving a checkpoint; continue with: grpo " << (sft_only ? "sft " : "train ")
-              << a.file << " --resume auto\n";
+              << again << " --resume auto\n";
     return;
   }
   const char* rank = std::getenv("RANK");
