@@ -105,7 +105,17 @@ void train_sentencepiece(const SentencePieceTrainOptions& o) {
   if (!o.user_defined_symbols.empty()) args["user_defined_symbols"] = join(o.user_defined_symbols, ",");
   sentencepiece::SetRandomGeneratorSeed(o.seed);
   auto st = sentencepiece::SentencePieceTrainer::Train(args);
-  GRPO_REQUIRE(st.ok(), o.input, ": sentencepiece training failed: ", st.ToString());
+  if (!st.ok()) {
+    // sentencepiece's own advice names trainer flags grpo does not expose; say what to change here.
+    std::string msg = st.ToString(), hint;
+    if (msg.find("smaller than required_chars") != std::string::npos)
+      hint = o.byte_fallback ? " (byte fallback alone needs 256 byte pieces plus the corpus's characters: raise the vocab "
+                               "size, or train without byte fallback, `grpo tokenizer train --no-byte-fallback`)"
+                             : " (the corpus has more distinct characters than the vocab size: raise it)";
+    else if (msg.find("Vocabulary size too high") != std::string::npos)
+      hint = " (the corpus is too small for that many pieces: lower the vocab size)";
+    throw InputError(str(o.input, ": sentencepiece training failed: ", msg, hint));
+  }
 }
 
 }  // namespace grpo::tok
