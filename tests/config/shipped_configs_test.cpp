@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "common/subprocess.h"
 #include "grpo/config/config.h"
@@ -14,6 +15,23 @@ namespace grpo::config {
 namespace {
 
 namespace sfs = std::filesystem;
+
+// Sets or unsets environment variables for one scope and restores them after.
+struct EnvGuard {
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  void set(const char* name, const char* value) {
+    const char* old = std::getenv(name);
+    saved.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+    if (value) ::setenv(name, value, 1);
+    else ::unsetenv(name);
+  }
+  ~EnvGuard() {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+      if (it->second) ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      else ::unsetenv(it->first.c_str());
+    }
+  }
+};
 
 std::vector<std::string> yaml_files(const sfs::path& dir) {
   std::vector<std::string> out;
@@ -38,10 +56,9 @@ TEST(ShippedConfigs, EveryConfigPassesConfigCheck) {
 }
 
 TEST(ConfigPaths, HomeAndDataDirAreExpanded) {
-  const char* home = std::getenv("HOME");
-  const std::string saved_home = home ? home : "";
-  ::setenv("GRPO_DATA_DIR", "/data/x", 1);
-  ::setenv("HOME", "/home/u", 1);
+  EnvGuard env;
+  env.set("GRPO_DATA_DIR", "/data/x");
+  env.set("HOME", "/home/u");
   EXPECT_EQ(fs::expand_path("~/a/b.gguf"), "/home/u/a/b.gguf");
   EXPECT_EQ(fs::expand_path("$GRPO_DATA_DIR/smollm2/m.gguf"), "/data/x/smollm2/m.gguf");
   EXPECT_EQ(fs::expand_path("${GRPO_DATA_DIR}/m.gguf"), "/data/x/m.gguf");
@@ -51,13 +68,12 @@ TEST(ConfigPaths, HomeAndDataDirAreExpanded) {
   auto cfg = load_config_string("model: {path: $GRPO_DATA_DIR/m.gguf}\ntask: {source: ~/g.jsonl}\n", "t.yaml", {}).config;
   EXPECT_EQ(cfg.model.path, "/data/x/m.gguf");
   EXPECT_EQ(cfg.task.source, "/home/u/g.jsonl");
-  ::unsetenv("GRPO_DATA_DIR");
-  ::setenv("XDG_CACHE_HOME", "/xdg", 1);
-  ::unsetenv("GRPO_CACHE_DIR");
+  env.set("GRPO_DATA_DIR", nullptr);
+  env.set("XDG_CACHE_HOME", "/xdg");
+  env.set("GRPO_CACHE_DIR", nullptr);
   EXPECT_EQ(fs::data_dir(), "/xdg/grpo/data");  // scripts/lib/env.sh's order
-  ::unsetenv("XDG_CACHE_HOME");
+  env.set("XDG_CACHE_HOME", nullptr);
   EXPECT_EQ(fs::data_dir(), "/home/u/.cache/grpo/data");
-  ::setenv("HOME", saved_home.c_str(), 1);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "grpo/data/tasks.h"
@@ -17,6 +18,23 @@ namespace grpo::data {
 namespace {
 
 namespace sfs = std::filesystem;
+
+// Sets or unsets environment variables for one scope and restores them after.
+struct EnvGuard {
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  void set(const char* name, const char* value) {
+    const char* old = std::getenv(name);
+    saved.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+    if (value) ::setenv(name, value, 1);
+    else ::unsetenv(name);
+  }
+  ~EnvGuard() {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+      if (it->second) ::setenv(it->first.c_str(), it->second->c_str(), 1);
+      else ::unsetenv(it->first.c_str());
+    }
+  }
+};
 
 std::vector<nlohmann::json> read_jsonl(const sfs::path& p) {
   std::vector<nlohmann::json> rows;
@@ -137,7 +155,8 @@ TEST(TaskSources, MissingOrMalformedSourceNamesTheFix) {
   fs::atomic_write((d.path / "bad.jsonl").string(), "{\"question\": \"q\", \"answer\": \"1\"}\nnot json\n");
   EXPECT_THROW(write_task_splits(t, (d.path / "train.jsonl").string(), (d.path / "eval.jsonl").string()), InputError);
   // No source given: the default location under GRPO_DATA_DIR.
-  ::setenv("GRPO_DATA_DIR", d.path.c_str(), 1);
+  EnvGuard env;
+  env.set("GRPO_DATA_DIR", d.path.c_str());
   EXPECT_EQ(default_task_source(config::TaskName::HUMANEVAL), (d.path / "humaneval/humaneval.jsonl").string());
   t.source.clear();
   try {
@@ -146,7 +165,6 @@ TEST(TaskSources, MissingOrMalformedSourceNamesTheFix) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find((d.path / "gsm8k/gsm8k.jsonl").string()), std::string::npos) << e.what();
   }
-  ::unsetenv("GRPO_DATA_DIR");
 }
 
 TEST(TaskSources, HumanEvalRowsCarryCodePromptAndTests) {
