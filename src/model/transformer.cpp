@@ -1,5 +1,7 @@
 #include "grpo/model/transformer.h"
 
+#include "grpo/model/checkpointed_block.h"
+
 #include "grpo/model/rotary.h"
 #include "grpo/util/error.h"
 
@@ -82,7 +84,9 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids, const tor
   auto h = embed_tokens(ids);
   torch::Tensor tok_sum, prob_sum, rows;
   for (size_t i = 0; i < layers->size(); ++i) {
-    auto [y, stats] = layers->at<BlockImpl>(i).forward(h, cos, sin, attn, cache, valid);
+    auto& blk = layers->at<BlockImpl>(i);
+    const bool ckpt = gradient_checkpointing_ && !cache && torch::GradMode::is_enabled() && h.requires_grad();
+    auto [y, stats] = ckpt ? checkpointed_block_forward(blk, h, cos, sin, attn, valid) : blk.forward(h, cos, sin, attn, cache, valid);
     h = y;
     if (stats) {
       out.moe_layers.push_back(static_cast<int64_t>(i));

@@ -70,6 +70,8 @@ StageRunner::StageRunner(const config::Config& cfg, StageSettings settings, Poli
   std::filesystem::create_directories(settings_.dir);
   train_data_ = load_prompt_dataset(cfg_.data.train_file, cfg_, policy_);
   loader_ = std::make_unique<data::Loader>(*train_data_, static_cast<uint64_t>(cfg_.trainer.seed), cfg_.data.shuffle);
+  // Memory and precision switches of the training forwards (the model's math is unchanged).
+  policy_.model->set_gradient_checkpointing(cfg_.trainer.gradient_checkpointing);
 
   // Decoupled weight decay on matrices only (transformers skips biases and norm weights).
   std::vector<torch::Tensor> decay, no_decay;

@@ -55,6 +55,12 @@ class TransformerImpl : public torch::nn::Module {
   /// A KV cache matching this model's layers and heads, in its parameter dtype and device.
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 
+  /// Activation checkpointing (trainer.gradient_checkpointing): when on, forwards with grad
+  /// enabled and no KV cache run each block through checkpointed_block_forward (its activations
+  /// are recomputed in backward instead of kept). Values and gradients are unchanged.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
   const ModelSpec& spec() const { return spec_; }
   torch::Dtype dtype() const;
   torch::Device device() const;
@@ -67,6 +73,7 @@ class TransformerImpl : public torch::nn::Module {
  private:
   ModelSpec spec_;
   torch::Tensor inv_freq_;  // [head_dim / 2] float32, moved to the ids' device on use
+  bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(Transformer);
 
