@@ -373,10 +373,11 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
   m["loss"] = loss_total;
   if (aux_coef > 0) m["moe/aux_loss"] = aux_total;
   double norm_val = 0;
+  finite = ranks_agree_finite(finite);
   if (finite) {
     norm_val = apply_gradients(m);
   } else {
-    policy_.model->zero_grad();
+    discard_gradients();
     m["learning_rate"] = settings_.learning_rate * schedule_->factor(step_);
     m["grad_norm"] = NAN;
   }
