@@ -118,6 +118,7 @@ void run_generate(const GenerateArgs& a) {
   GRPO_REQUIRE(a.num_generations >= 1, "--num-generations = ", a.num_generations, ": expected at least 1");
   auto loaded = config::load_config(a.config, a.overrides);
   const auto& cfg = loaded.config;
+  if (cfg.trainer.num_threads > 0) torch::set_num_threads(cfg.trainer.num_threads);  // as grpo train does
   // A trained policy (a stage's final/ or a checkpoint) loads like training does: its own
   // config.yaml rebuilds the architecture and names the tokenizer (unless tokenizer.path is set).
   train::Policy policy;
