@@ -72,6 +72,9 @@ StageRunner::StageRunner(const config::Config& cfg, StageSettings settings, Poli
   loader_ = std::make_unique<data::Loader>(*train_data_, static_cast<uint64_t>(cfg_.trainer.seed), cfg_.data.shuffle);
   // Memory and precision switches of the training forwards (the model's math is unchanged).
   policy_.model->set_gradient_checkpointing(cfg_.trainer.gradient_checkpointing);
+  if (cfg_.trainer.bf16 && !policy_.model->device().is_cuda())
+    log::warn_once("bf16-cpu", str("trainer.bf16 = true applies to CUDA devices only; the model is on ",
+                                   policy_.model->device().str(), ": training in float32"));
 
   // Decoupled weight decay on matrices only (transformers skips biases and norm weights).
   std::vector<torch::Tensor> decay, no_decay;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "grpo/kernels/ops.h"
+#include "grpo/train/autocast.h"
 #include "grpo/util/error.h"
 
 namespace grpo::train {
@@ -46,13 +47,19 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
   return {ids.to(device), mask.to(device), cids.to(device), cmask.to(device), P};
 }
 
-CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature) {
-  auto out = model->forward(batch.input_ids, batch.attention_mask);
+CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature,
+                                       bool bf16) {
+  model::ForwardOutput out;
+  {
+    Bf16Autocast autocast(bf16, model->device());
+    out = model->forward(batch.input_ids, batch.attention_mask);
+  }
   const int64_t B = batch.completion_ids.size(0);
   const int64_t C = batch.completion_ids.size(1);
   const int64_t P = batch.prompt_width;
-  auto h = out.hidden.narrow(1, P - 1, C);  // [B, C, D]: the states that predict completion tokens
   const auto& w = model->lm_head ? model->lm_head->weight : model->embed_tokens->weight;
+  // [B, C, D]: the states that predict completion tokens, in the head's dtype (after a bf16 forward too)
+  auto h = out.hidden.narrow(1, P - 1, C).to(w.scalar_type());
   auto [logp, ent] = kernels::token_logprobs(h.reshape({B * C, h.size(2)}), w, batch.completion_ids.reshape({B * C}),
                                              temperature > 0 ? temperature : 1.0);
   return {logp.view({B, C}), ent.view({B, C}), out.aux_loss, out.expert_load};

@@ -86,8 +86,8 @@ struct TrainerConfig {
     v("max_steps", max_steps, "Optimizer steps to train.", at_least(1));
     v("per_device_train_batch_size", per_device_train_batch_size, "Completions per micro-batch on each device (as in TRL).", at_least(1));
     v("gradient_accumulation_steps", gradient_accumulation_steps, "Micro-batches per optimizer step.", at_least(1));
-    v("bf16", bf16, "bf16 autocast on GPU with float32 master weights.");
-    v("gradient_checkpointing", gradient_checkpointing, "Recompute activations in backward to save memory.");
+    v("bf16", bf16, "bf16 autocast of the training forwards on CUDA, float32 master weights (parameters, optimizer state, gradients); on CPU ignored with a warning.");
+    v("gradient_checkpointing", gradient_checkpointing, "Recompute each decoder block's activations in backward (one more block forward) instead of keeping them: less activation memory, same gradients.");
     v("eval_steps", eval_steps, "Evaluate every N steps; 0 = only at the end.", at_least(0));
     v("eval_num_samples", eval_num_samples, "Samples per eval prompt (k of pass@k); 1 = greedy pass@1 only.", at_least(1));
     v("max_consecutive_nonfinite", max_consecutive_nonfinite, "Stop after this many steps in a row with a non-finite loss or gradient.", at_least(1));

@@ -30,13 +30,16 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
 ///   logp[b, j] = log_softmax(logits(h[b, P + j - 1]) / temperature)[completion_ids[b, j]]
 /// through the chunked token_logprobs op (never materialising [B, C, V] log-softmax). Returns
 /// {logp [B, C] float32, entropy [B, C] float32}, differentiable when grad mode is on. Also
-/// returns the MoE auxiliary loss of the forward (scalar; 0 for dense models).
+/// returns the MoE auxiliary loss of the forward (scalar; 0 for dense models). `bf16`
+/// (trainer.bf16): the transformer forward runs under CUDA bf16 autocast (Bf16Autocast; nothing
+/// on CPU); the head and log-softmax stay float32.
 struct CompletionLogprobs {
   torch::Tensor logprobs;   // [B, C] float32
   torch::Tensor entropies;  // [B, C] float32
   torch::Tensor aux_loss;   // scalar float32
   std::vector<torch::Tensor> expert_load;  // per MoE layer [E]
 };
-CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature);
+CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature,
+                                       bool bf16 = false);
 
 }  // namespace grpo::train
