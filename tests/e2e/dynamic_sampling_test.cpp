@@ -3,6 +3,8 @@
 // first draw is the one a run without dynamic sampling trains on, and resume stays exact.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -20,7 +22,8 @@ const std::string kConfig = std::string(GRPO_SOURCE_DIR) + "/configs/ci-smoke.ya
 constexpr int kGroups = 4;  // B = per_device_train_batch_size 8 * gradient_accumulation_steps 2 / num_generations 4
 
 sfs::path scratch(const std::string& name) {
-  auto p = sfs::temp_directory_path() / ("grpo_e2e_ds_" + name);
+  // Per process: CTest runs each test as its own process, possibly side by side (ctest -j).
+  auto p = sfs::temp_directory_path() / ("grpo_e2e_ds_" + std::to_string(getpid()) + "_" + name);
   sfs::remove_all(p);
   return p;
 }
