@@ -8,8 +8,22 @@ namespace grpo::config {
 namespace {
 
 [[noreturn]] void bad(const Provenance& prov, const std::string& key, const std::string& msg) {
-  auto it = prov.find(key);
-  SourceLocation where = it != prov.end() ? it->second : SourceLocation{};
+  // A key left at its default has no location: point at the nearest key set beside it or above
+  // it (reward.functions.1.buffer_length -> the reward.functions.1 entry), so the message still
+  // names the place in the file to change.
+  SourceLocation where;
+  for (std::string k = key; !k.empty(); k = k.substr(0, k.find_last_of('.') == std::string::npos ? 0 : k.find_last_of('.'))) {
+    auto it = prov.find(k);
+    if (it != prov.end()) {
+      where = it->second;
+      break;
+    }
+    auto sib = prov.lower_bound(k + ".");  // the first key set inside k
+    if (k != key && sib != prov.end() && sib->first.rfind(k + ".", 0) == 0) {
+      where = sib->second;
+      break;
+    }
+  }
   throw ConfigError(ConfigErrorKind::BAD_VALUE, key, where, msg);
 }
 
@@ -66,7 +80,8 @@ void validate(const Config& c, const Provenance& prov) {
     const auto& f = c.reward.functions[i];
     if (f.name == RewardKind::LENGTH && f.length.buffer_length > f.length.max_length)
       bad(prov, "reward.functions." + std::to_string(i) + ".buffer_length",
-          "reward.functions." + std::to_string(i) + ".buffer_length must be <= max_length");
+          str("reward.functions.", i, ".buffer_length (", f.length.buffer_length, prov.count("reward.functions." + std::to_string(i) + ".buffer_length") ? "" : ", the default",
+              ") must be <= max_length (", f.length.max_length, ")"));
   }
 }
 

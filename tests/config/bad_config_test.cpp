@@ -80,6 +80,9 @@ const BadCase kCases[] = {
      K::BAD_VALUE, "trainer.per_device_train_batch_size", 4, "multiple of grpo.num_generations"},
     {"bad_device", "model:\n  device: gpu\n", {}, K::BAD_VALUE, "model.device", 2, "auto, cpu, cuda or cuda:N"},
     {"bad_log_level", "logging:\n  level: loud\n", {}, K::BAD_VALUE, "logging.level", 2, "trace, debug"},
+    // A rule broken by a default: located at the entry that holds it (line 4), values named.
+    {"default_breaks_rule", "reward:\n  functions:\n    - name: format\n    - name: length\n      max_length: 8\n", {},
+     K::BAD_VALUE, "reward.functions.1.buffer_length", 4, "buffer_length (64, the default) must be <= max_length (8)"},
     // Overrides, validated like the file.
     {"override_no_equals", "trainer: {}\n", {"grpo.beta"}, K::BAD_OVERRIDE, "", 0, "must look like key.path=value"},
     {"override_bad_path", "trainer: {}\n", {"grpo..beta=1"}, K::BAD_OVERRIDE, "grpo..beta", 0, "not a dotted key path"},
