@@ -22,7 +22,8 @@ using grpo::testing::run_grpo;
 const std::string kConfig = std::string(GRPO_SOURCE_DIR) + "/configs/ci-smoke.yaml";
 
 sfs::path scratch(const std::string& name) {
-  auto p = sfs::temp_directory_path() / ("grpo_e2e_" + name);
+  // Per process: ctest -j runs each test of this suite in its own process, side by side.
+  auto p = sfs::temp_directory_path() / ("grpo_e2e_" + name + "_" + std::to_string(::getpid()));
   sfs::remove_all(p);
   return p;
 }
