@@ -8,7 +8,8 @@
 
 namespace grpo::cli {
 
-std::string write_training_plot(const std::string& metrics_jsonl, const std::string& png) {
+std::string write_training_plot(const std::string& metrics_jsonl, const std::string& png,
+                                const std::vector<std::pair<double, double>>& heldout) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) return "gnuplot is not installed";
   std::ifstream in(metrics_jsonl);
   if (!in) return "cannot read " + metrics_jsonl;
@@ -33,6 +34,10 @@ std::string write_training_plot(const std::string& metrics_jsonl, const std::str
     dat << "\n";
     ++rows;
   }
+  for (const auto& [step, acc] : heldout) {
+    dat << step << "\tNaN\tNaN\tNaN\tNaN\t" << acc << "\n";
+    has[4] = true;
+  }
   dat.close();
   if (rows == 0) return "no metrics in " + metrics_jsonl;
   std::string script = png + ".gp";
@@ -47,8 +52,8 @@ std::string write_training_plot(const std::string& metrics_jsonl, const std::str
     for (int i = 0; i < 4; ++i) {
       gp << "set title '" << titles[i] << "'\n";
       if (has[i] && i == 1 && has[4]) {
-        gp << "plot '" << data_file << "' using 1:2 with linespoints pt 7 ps 0.4 title 'training batch (sampled)', '"
-           << data_file << "' using 1:6 with linespoints pt 5 ps 0.8 title 'held-out (greedy)'\n";
+        gp << "plot '" << data_file << "' using 1:3 with linespoints pt 7 ps 0.4 title 'training batch (sampled)', '"
+           << data_file << "' using 1:6 smooth unique with linespoints pt 5 ps 0.8 lw 2 title 'held-out (greedy)'\n";
       } else if (has[i]) {
         gp << "plot '" << data_file << "' using 1:" << i + 2 << " with linespoints pt 7 ps 0.4 notitle\n";
       } else {

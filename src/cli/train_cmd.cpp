@@ -45,12 +45,18 @@ void run_training(const TrainArgs& a, bool sft_only) {
   const char* rank = std::getenv("RANK");
   if (rank && std::string(rank) != "0") return;
   // Plot the GRPO stages' curves (rank 0 only).
-  for (const auto& s : res.stages) {
+  for (size_t i = 0; i < res.stages.size(); ++i) {
+    const auto& s = res.stages[i];
     if (s.name != "grpo") continue;
     auto metrics = std::filesystem::path(s.dir) / "metrics.jsonl";
     auto png = std::filesystem::path(s.dir) / "training.png";
+    // Held-out accuracy where the stage started (the previous stage's evaluation) and ended.
+    std::vector<std::pair<double, double>> heldout;
+    if (i > 0 && res.stages[i - 1].evaluated && res.stages[i - 1].eval.has_accuracy)
+      heldout.emplace_back(0.0, res.stages[i - 1].eval.accuracy);
+    if (s.evaluated && s.eval.has_accuracy) heldout.emplace_back(static_cast<double>(s.steps), s.eval.accuracy);
     if (std::filesystem::exists(metrics)) {
-      std::string why = write_training_plot(metrics.string(), png.string());
+      std::string why = write_training_plot(metrics.string(), png.string(), heldout);
       if (why.empty()) std::cout << "plot: " << png.string() << "\n";
       else log::warn("no plot: " + why);
     }
