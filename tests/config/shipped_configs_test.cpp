@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/env_guard.h"
 #include "common/subprocess.h"
 #include "grpo/config/config.h"
 #include "grpo/util/fs.h"
@@ -16,22 +17,7 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-// Sets or unsets environment variables for one scope and restores them after.
-struct EnvGuard {
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
-  void set(const char* name, const char* value) {
-    const char* old = std::getenv(name);
-    saved.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~EnvGuard() {
-    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
-      if (it->second) ::setenv(it->first.c_str(), it->second->c_str(), 1);
-      else ::unsetenv(it->first.c_str());
-    }
-  }
-};
+using grpo::testing::EnvGuard;
 
 std::vector<std::string> yaml_files(const sfs::path& dir) {
   std::vector<std::string> out;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "common/env_guard.h"
 #include "grpo/data/tasks.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
@@ -19,22 +20,7 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-// Sets or unsets environment variables for one scope and restores them after.
-struct EnvGuard {
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
-  void set(const char* name, const char* value) {
-    const char* old = std::getenv(name);
-    saved.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~EnvGuard() {
-    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
-      if (it->second) ::setenv(it->first.c_str(), it->second->c_str(), 1);
-      else ::unsetenv(it->first.c_str());
-    }
-  }
-};
+using grpo::testing::EnvGuard;
 
 std::vector<nlohmann::json> read_jsonl(const sfs::path& p) {
   std::vector<nlohmann::json> rows;

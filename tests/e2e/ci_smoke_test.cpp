@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/run_files.h"
 #include "common/subprocess.h"
 
 namespace {
@@ -21,20 +22,8 @@ using grpo::testing::run_grpo;
 
 const std::string kConfig = std::string(GRPO_SOURCE_DIR) + "/configs/ci-smoke.yaml";
 
-sfs::path scratch(const std::string& name) {
-  // Per process: ctest -j runs each test of this suite in its own process, side by side.
-  auto p = sfs::temp_directory_path() / ("grpo_e2e_" + name + "_" + std::to_string(::getpid()));
-  sfs::remove_all(p);
-  return p;
-}
-
-std::vector<nlohmann::json> read_jsonl(const sfs::path& p) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(p);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+sfs::path scratch(const std::string& name) { return grpo::testing::scratch_dir("grpo_e2e_", name); }
+using grpo::testing::read_jsonl;
 
 // Shared by the tests: one SFT + GRPO pipeline run whose SFT weights the loss_type runs start from.
 class CiSmoke : public ::testing::Test {

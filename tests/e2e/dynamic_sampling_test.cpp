@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/run_files.h"
 #include "common/subprocess.h"
 
 namespace {
@@ -21,20 +22,8 @@ using grpo::testing::run_grpo;
 const std::string kConfig = std::string(GRPO_SOURCE_DIR) + "/configs/ci-smoke.yaml";
 constexpr int kGroups = 4;  // B = per_device_train_batch_size 8 * gradient_accumulation_steps 2 / num_generations 4
 
-sfs::path scratch(const std::string& name) {
-  // Per process: CTest runs each test as its own process, possibly side by side (ctest -j).
-  auto p = sfs::temp_directory_path() / ("grpo_e2e_ds_" + std::to_string(getpid()) + "_" + name);
-  sfs::remove_all(p);
-  return p;
-}
-
-std::vector<nlohmann::json> read_jsonl(const sfs::path& p) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(p);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+sfs::path scratch(const std::string& name) { return grpo::testing::scratch_dir("grpo_e2e_ds_", name); }
+using grpo::testing::read_jsonl;
 
 // One SFT stage (the ci-smoke recipe) whose weights every GRPO run here starts from: from random
 // weights every reward is 0 and no group has variance.
