@@ -1,4 +1,6 @@
 // The grpo executable as a user runs it: exit codes, one-line errors, show -> check round trip.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -23,7 +25,7 @@ TEST(CliConfig, ShowOutputRoundTripsThroughCheck) {
     ASSERT_EQ(shown.rc, 0) << cfg << ": " << shown.err;
     EXPECT_NE(shown.out.find("beta: 0.04"), std::string::npos) << shown.out;
     EXPECT_NE(shown.out.find("temperature: 0.9"), std::string::npos);
-    auto tmp = std::filesystem::temp_directory_path() / ("grpo_show_" + entry.path().filename().string());
+    auto tmp = std::filesystem::temp_directory_path() / ("grpo_show_" + std::to_string(::getpid()) + "_" + entry.path().filename().string());
     std::ofstream(tmp) << shown.out;
     CmdResult checked = run("config check " + tmp.string());
     EXPECT_EQ(checked.rc, 0) << cfg << ": " << checked.err;
@@ -34,7 +36,7 @@ TEST(CliConfig, ShowOutputRoundTripsThroughCheck) {
 }
 
 TEST(CliConfig, BadInputsExitTwoWithOneLine) {
-  auto dir = std::filesystem::temp_directory_path() / "grpo_cli_bad";
+  auto dir = std::filesystem::temp_directory_path() / ("grpo_cli_bad_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "empty.yaml").close();
   std::ofstream(dir / "malformed.yaml") << "grpo: [1,\n";

@@ -1,5 +1,7 @@
 // Bad configs: each case asserts the exact key path, the kind of error and, where the error is
 // tied to a YAML node, its line. Expected values are written by hand from the YAML text.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -113,7 +115,7 @@ class ConfigFiles : public ::testing::Test {
   std::filesystem::path dir;
   void SetUp() override {
     dir = std::filesystem::temp_directory_path() /
-          ("grpo_cfg_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+          ("grpo_cfg_" + std::to_string(::getpid()) + "_" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);

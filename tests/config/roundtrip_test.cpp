@@ -1,4 +1,6 @@
 // Resolved configs read back to the same values; defaults, overrides on lists of structs, nulls.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -67,7 +69,7 @@ TEST(ConfigRoundTrip, NullResetsOptionalAndOverrideAcceptsLists) {
 }
 
 TEST(ConfigRoundTrip, ResolvedConfigWrittenToRunDir) {
-  auto dir = std::filesystem::temp_directory_path() / "grpo_cfg_rundir_test";
+  auto dir = std::filesystem::temp_directory_path() / ("grpo_cfg_rundir_test_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   auto a = load_config_string("grpo:\n  beta: 0.04\n", "a.yaml");
   write_resolved_config(a.config, (dir / "run1").string());

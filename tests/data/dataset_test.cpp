@@ -1,4 +1,6 @@
 // Loading datasets: JSONL and JSON arrays, bad records reported with file:line or skipped and counted.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -14,7 +16,7 @@ using grpo::config::OnBadRecord;
 using grpo::data::Dataset;
 
 std::string write_tmp(const std::string& name, const std::string& text) {
-  auto dir = std::filesystem::temp_directory_path() / "grpo_data_test";
+  auto dir = std::filesystem::temp_directory_path() / ("grpo_data_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto p = (dir / name).string();
   std::ofstream(p) << text;

@@ -1,6 +1,8 @@
 // gsm8k / humaneval tasks: splits of the JSONL converted at set-up time (scripts/fetch_assets.sh).
 // Small hand-written sources check the row format, determinism, disjointness by group and the
 // errors; the real converted files, when present, are split with the sizes the configs use.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -31,7 +33,7 @@ std::vector<nlohmann::json> read_jsonl(const sfs::path& p) {
 
 struct TempDir {
   sfs::path path;
-  explicit TempDir(const std::string& name) : path(sfs::temp_directory_path() / name) {
+  explicit TempDir(const std::string& name) : path(sfs::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
     sfs::remove_all(path);
     sfs::create_directories(path);
   }

@@ -1,5 +1,7 @@
 // Built-in task generators. Solutions are checked by an independent evaluator: Python's
 // fractions.Fraction over the expression text (the venv's python), not by our own code.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -14,8 +16,12 @@ namespace {
 
 // Evaluates each "expr" line exactly with Python Fractions; returns one "num/den" line each.
 std::vector<std::string> python_eval(const std::vector<std::string>& exprs) {
+  // Unique per process and call: ctest -j runs this suite's tests side by side, and a shared
+  // file let one test read the other's expressions.
+  static int calls = 0;
   auto dir = std::filesystem::temp_directory_path();
-  auto in = dir / "grpo_countdown_exprs.txt";
+  std::string tag = std::to_string(::getpid()) + "_" + std::to_string(calls++);
+  auto in = dir / ("grpo_countdown_exprs_" + tag + ".txt");
   {
     std::ofstream f(in);
     for (const auto& e : exprs) f << e << "\n";
@@ -26,7 +32,7 @@ std::vector<std::string> python_eval(const std::vector<std::string>& exprs) {
       "  e=re.sub(r'(\\d+)', r'F(\\1)', line.strip())\n"
       "  v=eval(e)\n"
       "  print(f'{v.numerator}/{v.denominator}')\n";
-  auto script = dir / "grpo_countdown_eval.py";
+  auto script = dir / ("grpo_countdown_eval_" + tag + ".py");
   std::ofstream(script) << py;
   auto r = grpo::testing::run_cmd(std::string(GRPO_PYTHON) + " " + script.string() + " " + in.string());
   EXPECT_EQ(r.rc, 0) << r.err;
@@ -113,7 +119,7 @@ TEST(Arithmetic, PythonAnswersPrintTheValue) {
   cfg.operations = {"+", "-", "*"};
   cfg.answer_format = config::ArithmeticAnswer::PYTHON;
   auto rows = make_arithmetic(cfg, 40, 5);
-  auto dir = std::filesystem::temp_directory_path() / "grpo_arith_py";
+  auto dir = std::filesystem::temp_directory_path() / ("grpo_arith_py_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   for (const auto& r : rows) {
     auto sol = r["solution"].get<std::string>();
@@ -136,7 +142,7 @@ TEST(Tasks, SplitsAreDisjointAndWritten) {
   t.name = config::TaskName::ARITHMETIC;
   t.num_train = 500;
   t.num_eval = 100;
-  auto dir = std::filesystem::temp_directory_path() / "grpo_tasks_split";
+  auto dir = std::filesystem::temp_directory_path() / ("grpo_tasks_split_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   write_task_splits(t, (dir / "train.jsonl").string(), (dir / "eval.jsonl").string());
   std::set<std::string> eval;
