@@ -7,7 +7,9 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <tuple>
 
+#include "grpo/rollout/decode_head.h"
 #include "grpo/rollout/incremental_decoder.h"
 #include "grpo/rollout/sampling.h"
 #include "grpo/rollout/stop_matcher.h"
@@ -154,6 +156,9 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   for (int64_t i = 0; i < P; ++i)
     for (int64_t j = 0; j < G; j += row_limit) queue.push_back({i, j, std::min(row_limit, G - j)});
 
+  // Re-packed only when the weights changed since the last call (once per training step).
+  if (!head_ || !head_->up_to_date()) head_ = std::make_unique<DecodeHead>(model_, limits_.max_batch_size);
+  const DecodeHead& head = *head_;
   std::optional<model::KVCache> cache;  // row s <-> rows[s]
   std::vector<Row> rows;
   std::vector<int64_t> pending;  // per row: the sampled token not yet fed to the model
@@ -207,21 +212,27 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   // Row n's uniform is draw (streams[n], counters[n]): its completion's stream at its token
   // position, so a completion's tokens do not depend on which rows share the batch (a prompt
   // samples the same completions alone, in another batch, or on another rank).
+  // Sampling from logits / T unchanged: no penalty, no filter, no padded ids cut off.
+  const bool unfiltered = !penalty && (params_.top_k <= 0 || params_.top_k >= V) && params_.top_p >= 1.0 &&
+                          params_.min_p <= 0.0 && tok_vocab >= V;
   auto sample = [&](const torch::Tensor& logits, const torch::Tensor& row_seen, const std::vector<uint64_t>& streams,
                     const std::vector<uint64_t>& counters) {
     auto processed = process_logits(logits, params_, row_seen);
     // Ids past the tokenizer's vocabulary (padded embedding matrices) are never drawn.
     if (tok_vocab < V) processed = processed.narrow(-1, 0, tok_vocab);
-    torch::Tensor ids;
+    torch::Tensor ids, lps;
     if (T == 0.0) {
       ids = processed.argmax(-1);
     } else {
       auto u = torch::empty({static_cast<int64_t>(streams.size())}, torch::kFloat32);
       auto* up = u.data_ptr<float>();
       for (size_t n = 0; n < streams.size(); ++n) up[n] = counter_uniform(streams[n], counters[n]);
-      ids = draw_tokens(processed, T, u);
+      torch::Tensor lse;
+      std::tie(ids, lse) = draw_tokens_with_lse(processed, u);
+      // processed is logits / T itself: the draw's logsumexp gives the logprob for free.
+      if (unfiltered) lps = processed.gather(-1, ids.view({-1, 1})).squeeze(-1) - lse;
     }
-    auto lps = token_logprobs(logits, ids, T);
+    if (!lps.defined()) lps = token_logprobs(logits, ids, T);
     // One device->host copy per step: the host needs the ids for EOS/stop decisions and the output.
     auto host = torch::stack({ids.to(torch::kFloat64), lps.to(torch::kFloat64)}).cpu();
     return std::make_pair(ids, host);
@@ -267,7 +278,7 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
       model::KVCache pc = model_->make_cache(A, capacity);
       auto out = model_->forward(ids, mask.to(device), &pc);
       auto h = out.hidden.index({torch::arange(A, torch::TensorOptions().device(device)), last.to(device)});
-      auto logits_p = model_->logits(h);  // [A, V]
+      auto logits_p = head(h);  // [A, V]
       // Expand to one row per new completion.
       std::vector<int64_t> src;
       for (int64_t a = 0; a < A; ++a)
@@ -377,7 +388,7 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
     auto step_ids = torch::tensor(pending, torch::kInt64).to(device).view({B, 1});
     if (penalty) seen.scatter_(1, step_ids, true);
     auto out = model_->forward(step_ids, {}, &*cache);
-    auto logits = model_->logits(out.hidden.select(1, 0));  // [B, V]
+    auto logits = head(out.hidden.select(1, 0));  // [B, V]
     std::vector<uint64_t> streams(static_cast<size_t>(B)), counters(static_cast<size_t>(B));
     for (int64_t s = 0; s < B; ++s) {
       streams[s] = rows[s].stream;

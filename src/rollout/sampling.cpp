@@ -1,6 +1,11 @@
 #include "grpo/rollout/sampling.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <vector>
 
 #include "grpo/util/error.h"
 
@@ -84,6 +89,85 @@ torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, co
   auto u = uniforms.to(cdf.device(), cdf.scalar_type()).view({N, 1}) * total;
   u = torch::minimum(u, torch::nextafter(total, torch::zeros_like(total)));  // as above
   return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(-1);
+}
+
+namespace {
+
+constexpr int64_t kBlock = 512;  // scan block: block sums first, then one block element by element
+
+// Sum of n floats with 8 independent accumulators (the order is fixed, so results are reproducible).
+float block_sum(const float* x, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += x[i + k];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> draw_tokens_with_lse(const torch::Tensor& processed,
+                                                             const torch::Tensor& uniforms) {
+  GRPO_REQUIRE(processed.dim() == 2 && uniforms.dim() == 1 && uniforms.size(0) == processed.size(0),
+               "draw_tokens_with_lse: processed must be [N, V] and uniforms [N], got ", processed.sizes(), " and ",
+               uniforms.sizes());
+  const int64_t N = processed.size(0), V = processed.size(1);
+  if (!processed.device().is_cpu() || processed.scalar_type() != torch::kFloat32) {
+    return {draw_tokens(processed, 1.0, uniforms), processed.to(torch::kFloat32).logsumexp(-1)};
+  }
+  auto x = processed.contiguous();
+  auto m = std::get<0>(x.max(-1, /*keepdim=*/true));  // [N, 1]
+  // A row of -inf everywhere cannot occur after process_logits (top-k/top-p/min-p keep the top
+  // token), but keep exp finite if it did.
+  m = torch::where(torch::isinf(m), torch::zeros_like(m), m);
+  auto e = (x - m).exp_();  // [N, V], MKL VML exp
+  auto u = uniforms.to(torch::kCPU, torch::kFloat32).contiguous();
+  auto ids = torch::empty({N}, torch::kInt64);
+  auto lse = torch::empty({N}, torch::kFloat32);
+  const float* ep = e.data_ptr<float>();
+  const float* mp = m.data_ptr<float>();
+  const float* up = u.data_ptr<float>();
+  int64_t* ip = ids.data_ptr<int64_t>();
+  float* lp = lse.data_ptr<float>();
+  const int64_t nblocks = (V + kBlock - 1) / kBlock;
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> sums(static_cast<size_t>(nblocks));
+    for (int64_t n = begin; n < end; ++n) {
+      const float* row = ep + n * V;
+      double total = 0.0;  // float64 over ~100 block sums: the total is exact to float rounding
+      for (int64_t b = 0; b < nblocks; ++b) {
+        sums[b] = block_sum(row + b * kBlock, std::min(kBlock, V - b * kBlock));
+        total += sums[b];
+      }
+      lp[n] = mp[n] + static_cast<float>(std::log(total));
+      // First token whose cumulative mass exceeds u * total (searchsorted right=true): a token of
+      // zero mass (filtered, exp(-inf) = 0) never ends the search.
+      const double target = static_cast<double>(up[n]) * total;
+      double acc = 0.0;
+      int64_t b = 0;
+      while (b < nblocks - 1 && acc + sums[b] <= target) acc += sums[b++];
+      int64_t t = b * kBlock, stop = std::min(V, t + kBlock), last_positive = -1;
+      for (; t < stop; ++t) {
+        if (row[t] > 0.0f) last_positive = t;
+        acc += row[t];
+        if (row[t] > 0.0f && acc > target) break;
+      }
+      if (t == stop) {
+        // Rounding left the target at or past the accumulated total: take the last token with mass.
+        if (last_positive < 0)
+          for (int64_t k = V - 1; k >= 0; --k)
+            if (row[k] > 0.0f) {
+              last_positive = k;
+              break;
+            }
+        t = last_positive;
+      }
+      ip[n] = t;
+    }
+  });
+  return {ids, lse};
 }
 
 namespace {

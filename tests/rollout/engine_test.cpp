@@ -95,6 +95,33 @@ TEST(RolloutEngine, GreedyEqualsStepwiseArgmaxOfFullForwards) {
   EXPECT_EQ(engine.last_stats().prompt_tokens, 3 + 7 + 12);
 }
 
+// The engine keeps its packed head between calls: a weight change in place (an optimizer step)
+// must reach the next call's samples. Reference: step-wise argmax of full forwards after the change.
+TEST(RolloutEngine, NextCallSeesWeightsChangedInPlace) {
+  auto m = tiny_model();
+  FakeTokenizer tok(260, {256});
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_completion_length = 6;
+  RolloutEngine engine(m, tok, p);
+  const std::vector<std::vector<int64_t>> ps = {{5, 17, 99}};
+  auto before = engine.generate(ps, 1, 0);
+  {
+    torch::NoGradGuard ng;
+    auto& w = m->lm_head ? m->lm_head->weight : m->embed_tokens->weight;
+    torch::manual_seed(99);
+    w.add_(torch::randn_like(w) * 0.5);
+  }
+  auto after = engine.generate(ps, 1, 0);
+  std::vector<int64_t> ref;
+  while (ref.size() < 6) {
+    ref.push_back(full_logprobs(m, concat(ps[0], ref), 0)[-1].argmax().item<int64_t>());
+    if (ref.back() == 256) break;
+  }
+  EXPECT_EQ(after[0].token_ids, ref);
+  EXPECT_NE(after[0].token_ids, before[0].token_ids) << "the change should alter the greedy output";
+}
+
 // Sampling at T = 0.8 with many EOS ids so that rows finish at different steps, a batch of 4 rows
 // for 9 completions (slots are refilled from the queue) and a KV budget: every returned logprob
 // equals the full forward's log_softmax(logits / T) at that position.

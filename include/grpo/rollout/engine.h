@@ -20,12 +20,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "grpo/config/rollout_config.h"
 #include "grpo/model/transformer.h"
 #include "grpo/rollout/completion.h"
+#include "grpo/rollout/decode_head.h"
 #include "grpo/rollout/sampling_params.h"
 
 namespace grpo::tok {
@@ -98,6 +100,7 @@ class RolloutEngine {
   EngineLimits limits_;
   std::vector<int64_t> eos_ids_;
   RolloutStats stats_;
+  std::unique_ptr<DecodeHead> head_;  // the packed head weight, kept while the weights are unchanged
   std::function<void(int64_t, int64_t)> progress_;
 };
 
