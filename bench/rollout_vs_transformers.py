@@ -31,7 +31,14 @@ def make_model(kind, out_dir):
     # SmolLM2's tokenizer as tokenizer.json beside the weights (grpo's engine decodes completions).
     AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=GGUF_NAME).save_pretrained(out_dir)
     if kind == "smollm2":
-        model = AutoModelForCausalLM.from_pretrained(GGUF_DIR, gguf_file=GGUF_NAME, torch_dtype=torch.float32)
+        q = AutoModelForCausalLM.from_pretrained(GGUF_DIR, gguf_file=GGUF_NAME, torch_dtype=torch.float32)
+        # transformers refuses to save a model loaded from GGUF: copy the dequantised weights into
+        # a plain model of the same config.
+        cfg = q.config
+        if hasattr(cfg, "quantization_config"):
+            del cfg.quantization_config
+        model = type(q)(cfg).to(torch.float32)
+        model.load_state_dict(q.state_dict())
     else:
         torch.manual_seed(0)
         cfg = LlamaConfig(vocab_size=49152, hidden_size=256, intermediate_size=688, num_hidden_layers=4,

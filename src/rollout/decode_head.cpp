@@ -27,9 +27,10 @@ bool packing_enabled() {
 
 }  // namespace
 
-DecodeHead::DecodeHead(model::Transformer model, int64_t max_rows) : model_(std::move(model)) {
+DecodeHead::DecodeHead(model::Transformer model, int64_t max_rows, bool allow_packing) : model_(std::move(model)) {
   const torch::Tensor& w = model_->lm_head ? model_->lm_head->weight : model_->embed_tokens->weight;
-  if (!packing_enabled() || !w.device().is_cpu() || w.scalar_type() != torch::kFloat32 || !at::hasMKLDNN()) return;
+  weight_impl_ = (model_->lm_head ? model_->lm_head->weight : model_->embed_tokens->weight).unsafeGetTensorImpl();
+  if (!allow_packing || !packing_enabled() || !w.device().is_cpu() || w.scalar_type() != torch::kFloat32 || !at::hasMKLDNN()) return;
   auto reorder = find_op("mkldnn::_reorder_linear_weight");
   auto linear = find_op("mkldnn::_linear_pointwise");
   if (!reorder || !linear) return;

@@ -157,7 +157,11 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
     for (int64_t j = 0; j < G; j += row_limit) queue.push_back({i, j, std::min(row_limit, G - j)});
 
   // Re-packed only when the weights changed since the last call (once per training step).
-  if (!head_ || !head_->up_to_date()) head_ = std::make_unique<DecodeHead>(model_, limits_.max_batch_size);
+  // Packing costs about three unpacked products of one row: worth it only when there are
+  // several decode steps to amortise it over.
+  const bool pack = params_.max_completion_length >= 4;
+  if (!head_ || !head_->up_to_date() || head_->packed() != pack)
+    head_ = std::make_unique<DecodeHead>(model_, limits_.max_batch_size, pack);
   const DecodeHead& head = *head_;
   std::optional<model::KVCache> cache;  // row s <-> rows[s]
   std::vector<Row> rows;

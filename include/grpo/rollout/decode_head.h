@@ -19,11 +19,12 @@ class DecodeHead {
  public:
   /// Packs the head weight of `model` (lm_head, or the tied embedding) for products of up to
   /// `max_rows` rows, when the packed path applies: weight float32 on the CPU, LibTorch built with
-  /// oneDNN (at::hasMKLDNN()), its ops registered, and GRPO_PACKED_LM_HEAD not set to 0. Otherwise
+  /// oneDNN (at::hasMKLDNN()), its ops registered, allow_packing, and GRPO_PACKED_LM_HEAD
+  /// not set to 0. Otherwise
   /// calls model->logits(). The packed copy is taken now: build a new DecodeHead when up_to_date()
   /// turns false. Memory: one more copy of the head weight
   /// (V * D * 4 bytes) while it lives. Throws nothing of its own.
-  DecodeHead(model::Transformer model, int64_t max_rows);
+  DecodeHead(model::Transformer model, int64_t max_rows, bool allow_packing = true);
 
   /// hidden: [N, D] in the model's dtype and device -> logits [N, V] (float32 on the packed path;
   /// equal to model->logits(hidden) up to float32 summation order, |diff| ~ 1e-6 relative).
