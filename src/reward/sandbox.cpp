@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,10 +36,13 @@
 #include <thread>
 
 #include "grpo/reward/sandbox_seccomp.h"
+#include "sandbox_init.h"
 #include "grpo/util/error.h"
 #include "grpo/util/log.h"
 
 namespace grpo::reward {
+
+using namespace sandbox_detail;
 
 std::string_view status_name(SandboxStatus s) {
   switch (s) {
@@ -73,20 +77,9 @@ std::string SandboxIsolation::describe() const {
 
 namespace {
 
-constexpr uid_t kSandboxUid = 65534;  // "nobody" inside and outside the user namespace
-constexpr gid_t kSandboxGid = 65534;
-constexpr const char* kNewRoot = "/tmp";  // staging mount point of the new root inside the mount ns
 constexpr const char* kSandboxPath = "/usr/local/bin:/usr/bin:/bin";
 constexpr int64_t kFloodBytes = 64LL << 20;  // drained past the cap before a run is stopped
 
-// Setup steps, reported by number when one fails (so the host can fall back or explain).
-enum Step : int32_t {
-  STEP_FDS = 1, STEP_SYNC, STEP_HOSTNAME, STEP_MOUNT_PRIVATE, STEP_ROOT_TMPFS, STEP_MKDIR, STEP_SYMLINK,
-  STEP_BIND, STEP_BIND_RO, STEP_DEV, STEP_PROC, STEP_WORK_TMPFS, STEP_WRITE_FILE, STEP_PIVOT, STEP_ROOT_RO,
-  STEP_EXEC_PIPE, STEP_FORK,
-  // in the stage child
-  STEP_CHILD_FDS, STEP_CHILD_RLIMIT, STEP_CHILD_IDS, STEP_CHILD_NNP, STEP_CHILD_SECCOMP, STEP_CHILD_EXEC,
-};
 const char* step_name(int s) {
   switch (s) {
     case STEP_FDS: return "closing inherited file descriptors";
@@ -116,368 +109,53 @@ const char* step_name(int s) {
   return "?";
 }
 
-// init -> host, one per event, written atomically (< PIPE_BUF).
-struct Record {
-  int32_t kind;  // 1 stage start, 2 stage end, 3 setup error, 4 stage child setup error
-  int32_t stage;
-  int32_t wait_status;
-  int32_t err;   // errno
-  int32_t step;
-  int32_t timed_out;  // init killed the stage at its wall-clock limit
-  int64_t cpu_us;
-  int64_t maxrss_kb;
-  int64_t wall_ns;
+// Plan, Record, init_main: sandbox_init.h / sandbox_init.cpp.
+
+// What the clone needs to exec grpo-sandbox-init (prepared before clone(); see run_stages).
+struct ExecInit {
+  const char* path;
+  const char* const* argv;
+  int sync_fd;      // the host writes 'g' once the uid maps are in place
+  int err_fd;       // close-on-exec pipe: execve's errno on failure
+  const int* keep;  // descriptors grpo-sandbox-init needs: close-on-exec cleared
+  int n_keep;
 };
-enum : int32_t { REC_START = 1, REC_END = 2, REC_SETUP_ERROR = 3, REC_CHILD_ERROR = 4 };
+constexpr int kSetupExecInit = -2;  // Raw::setup_step when grpo-sandbox-init could not be exec'd
 
-struct Limit {
-  int resource;
-  rlim_t soft, hard;
-};
-
-// Everything the cloned child needs, prepared on the host before clone().
-struct StagePlan {
-  std::string path;  // absolute executable inside the view
-  std::vector<std::string> argv_s;
-  std::vector<char*> argv;
-  std::vector<Limit> limits;
-  int stdin_fd = -1;  // child end, -1: /dev/null
-  int stdout_fd = -1, stderr_fd = -1;
-  bool stop_on_failure = false;  // compile stage
-  int64_t wall_ns = 0;
-};
-struct BindPlan {
-  std::string src, dst;
-  bool read_only = true;
-};
-struct FilePlan {
-  std::string path;
-  const std::string* content;
-};
-struct Plan {
-  SandboxIsolation iso;
-  int sync_fd = -1, status_fd = -1;
-  std::vector<std::string> mkdirs;                              // absolute, under kNewRoot
-  std::vector<std::pair<std::string, std::string>> symlinks;   // target, linkpath
-  std::vector<BindPlan> binds;
-  std::vector<std::string> dev_nodes;   // "null" -> bind /dev/null onto <root>/dev/null
-  std::string root_opts, dev_opts, shm_opts, work_opts;
-  std::string proc_dir, dev_dir, shm_dir, work_dir;
-  std::vector<FilePlan> files;
-  std::vector<StagePlan> stages;
-  std::vector<std::string> env_s;
-  std::vector<char*> env;
-  const std::vector<uint8_t>* bpf = nullptr;
-  std::vector<char> child_stack;  // the stage child's stack (it shares init's memory until exec)
-};
-
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child side. Only async-signal-safe calls from here to the matching end marker.
-
-void write_all_raw(int fd, const void* buf, size_t n) {
-  const char* p = static_cast<const char*>(buf);
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-[[noreturn]] void init_fail(const Plan& p, int step) {
-  Record r{};
-  r.kind = REC_SETUP_ERROR;
-  r.step = step;
-  r.err = errno;
-  write_all_raw(p.status_fd, &r, sizeof r);
-  _exit(1);
-}
-
-// Closes every descriptor except the sorted `keep` ones.
-bool close_all_but(int* keep, int n) {
-  std::sort(keep, keep + n);  // std::sort on ints does not allocate
-  unsigned lo = 0;
-  for (int i = 0; i < n; ++i) {
-    if (keep[i] < 0) continue;
-    if (static_cast<unsigned>(keep[i]) > lo && syscall(SYS_close_range, lo, keep[i] - 1, 0) != 0) return false;
-    lo = static_cast<unsigned>(keep[i]) + 1;
-  }
-  return syscall(SYS_close_range, lo, ~0U, 0) == 0;
-}
-
-[[noreturn]] void child_fail(int err_fd, int step) {
-  int32_t msg[2] = {step, errno};
-  write_all_raw(err_fd, msg, sizeof msg);
+// Runs in a CLONE_VM child: system calls only. Execs only once the uid maps are written: exec as
+// an unmapped uid would drop the capabilities that init needs for its mounts.
+int exec_init_entry(void* arg) {
+  const auto* x = static_cast<const ExecInit*>(arg);
+  char go = 0;
+  ssize_t r;
+  do r = read(x->sync_fd, &go, 1);
+  while (r < 0 && errno == EINTR);
+  if (r != 1 || go != 'g') _exit(1);
+  for (int i = 0; i < x->n_keep; ++i) fcntl(x->keep[i], F_SETFD, 0);
+  static char* const kNoEnv[] = {nullptr};
+  execve(x->path, const_cast<char* const*>(x->argv), kNoEnv);
+  int e = errno;
+  (void)!write(x->err_fd, &e, sizeof e);
   _exit(127);
 }
 
-// The program: becomes the unprivileged user, takes its limits and filter, and execs.
-[[noreturn]] void stage_child(const Plan& p, const StagePlan& s, int err_fd) {
-  sigset_t all;
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, nullptr);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
-  setsid();
-
-  int in_fd = s.stdin_fd;
-  if (in_fd < 0) in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (in_fd < 0) child_fail(err_fd, STEP_CHILD_FDS);
-  // Move the exec-error pipe to 3 first (it may sit on 0..2 in theory), then stdio.
-  int e3 = fcntl(err_fd, F_DUPFD_CLOEXEC, 10);
-  int i3 = fcntl(in_fd, F_DUPFD_CLOEXEC, 10);
-  int o3 = fcntl(s.stdout_fd, F_DUPFD_CLOEXEC, 10);
-  int r3 = fcntl(s.stderr_fd, F_DUPFD_CLOEXEC, 10);
-  if (e3 < 0 || i3 < 0 || o3 < 0 || r3 < 0) child_fail(err_fd, STEP_CHILD_FDS);
-  if (dup2(i3, 0) < 0 || dup2(o3, 1) < 0 || dup2(r3, 2) < 0 || dup3(e3, 3, O_CLOEXEC) < 0)
-    child_fail(e3, STEP_CHILD_FDS);
-  err_fd = 3;
-  if (syscall(SYS_close_range, 4U, ~0U, 0) != 0) child_fail(err_fd, STEP_CHILD_FDS);
-  if (chdir("/tmp") != 0) child_fail(err_fd, STEP_CHILD_FDS);
-
-  for (const Limit& l : s.limits) {
-    rlimit rl{l.soft, l.hard};
-    if (setrlimit(l.resource, &rl) != 0) child_fail(err_fd, STEP_CHILD_RLIMIT);
+// grpo-sandbox-init: $GRPO_SANDBOX_INIT (empty: none, init runs as a fork), else beside the
+// running executable, else at its build-tree path. "" when none is executable.
+std::string find_init_exe() {
+  auto usable = [](const std::string& p) { return !p.empty() && access(p.c_str(), X_OK) == 0; };
+  if (const char* env = std::getenv("GRPO_SANDBOX_INIT")) return usable(env) ? std::string(env) : std::string();
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) {
+    std::string self(buf, static_cast<size_t>(n));
+    std::string beside = self.substr(0, self.rfind('/') + 1) + "grpo-sandbox-init";
+    if (usable(beside)) return beside;
   }
-  // Raw system calls: glibc's setresuid() in a copy of a multi-threaded process would try to
-  // change the credentials of threads that do not exist here and wait for them forever.
-  if (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setresgid, kSandboxGid, kSandboxGid, kSandboxGid) != 0 ||
-      syscall(SYS_setresuid, kSandboxUid, kSandboxUid, kSandboxUid) != 0)
-    child_fail(err_fd, STEP_CHILD_IDS);
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(err_fd, STEP_CHILD_NNP);
-  if (p.iso.seccomp && p.bpf && !p.bpf->empty()) {
-    sock_fprog prog{};
-    prog.len = static_cast<unsigned short>(p.bpf->size() / sizeof(sock_filter));
-    prog.filter = reinterpret_cast<sock_filter*>(const_cast<uint8_t*>(p.bpf->data()));
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) child_fail(err_fd, STEP_CHILD_SECCOMP);
-  }
-  execve(s.path.c_str(), s.argv.data(), const_cast<char* const*>(p.env.data()));
-  child_fail(err_fd, STEP_CHILD_EXEC);
+#ifdef GRPO_SANDBOX_INIT_BUILD_PATH
+  if (usable(GRPO_SANDBOX_INIT_BUILD_PATH)) return GRPO_SANDBOX_INIT_BUILD_PATH;
+#endif
+  return "";
 }
-
-struct StageArgs {
-  const Plan* p;
-  const StagePlan* s;
-  int err_fd, close_fd;
-};
-int stage_entry(void* arg) {
-  const auto* a = static_cast<const StageArgs*>(arg);
-  close(a->close_fd);
-  stage_child(*a->p, *a->s, a->err_fd);
-}
-
-bool bind_read_only(const char* dst) {
-  // Recursive where the kernel has mount_setattr (5.12+), else the top mount only.
-  mount_attr attr{};
-  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-  if (syscall(SYS_mount_setattr, -1, dst, AT_RECURSIVE, &attr, sizeof attr) == 0) return true;
-  if (errno != ENOSYS) return false;
-  return mount(nullptr, dst, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) == 0;
-}
-
-[[noreturn]] void init_main(const Plan& p) {
-  // 1. Only our own descriptors: another thread's pipes must not be held open by this run.
-  {
-    int keep[512];
-    int n = 0;
-    keep[n++] = p.sync_fd;
-    keep[n++] = p.status_fd;
-    for (const auto& s : p.stages) {
-      if (n + 3 > 512) break;
-      keep[n++] = s.stdin_fd;
-      keep[n++] = s.stdout_fd;
-      keep[n++] = s.stderr_fd;
-    }
-    if (!close_all_but(keep, n)) init_fail(p, STEP_FDS);
-  }
-  prctl(PR_SET_PDEATHSIG, SIGKILL);  // the host thread died: the run dies with it
-  // A session of its own: not the trainer's terminal or process group, and (with autogroup
-  // scheduling) its own scheduling group, like any separately started program.
-  setsid();
-  sigset_t chld;  // waited for with a timeout in the stage loop
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &chld, nullptr);
-  {
-    char go = 0;
-    ssize_t r;
-    do r = read(p.sync_fd, &go, 1);
-    while (r < 0 && errno == EINTR);
-    if (r != 1 || go != 'g') _exit(1);  // the host gave up (or died) before the maps were written
-    close(p.sync_fd);
-  }
-  // Non-dumpable: the unprivileged program may not open /proc/1/mem or ptrace us.
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  umask(022);  // the host's umask (maybe 077) must not make the program's files unreadable to it
-  if (p.iso.uts_ns && sethostname("sandbox", 7) != 0) init_fail(p, STEP_HOSTNAME);
-
-  // 2. The filesystem view.
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) init_fail(p, STEP_MOUNT_PRIVATE);
-  if (mount("grpo-sandbox", kNewRoot, "tmpfs", MS_NOSUID | MS_NODEV, p.root_opts.c_str()) != 0)
-    init_fail(p, STEP_ROOT_TMPFS);
-  for (const auto& d : p.mkdirs)
-    if (mkdir(d.c_str(), 0755) != 0) init_fail(p, STEP_MKDIR);
-  for (const auto& [target, link] : p.symlinks)
-    if (symlink(target.c_str(), link.c_str()) != 0) init_fail(p, STEP_SYMLINK);
-  for (const auto& b : p.binds) {
-    if (mount(b.src.c_str(), b.dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) init_fail(p, STEP_BIND);
-    if (b.read_only && !bind_read_only(b.dst.c_str())) init_fail(p, STEP_BIND_RO);
-  }
-  if (mount("grpo-dev", p.dev_dir.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, p.dev_opts.c_str()) != 0)
-    init_fail(p, STEP_DEV);
-  {
-    char dst[256], src[64];
-    for (const auto& n : p.dev_nodes) {
-      size_t dl = p.dev_dir.size();
-      if (dl + 2 + n.size() >= sizeof dst || 6 + n.size() >= sizeof src) init_fail(p, STEP_DEV);
-      memcpy(dst, p.dev_dir.data(), dl);
-      dst[dl] = '/';
-      memcpy(dst + dl + 1, n.data(), n.size() + 1);
-      memcpy(src, "/dev/", 5);
-      memcpy(src + 5, n.data(), n.size() + 1);
-      int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd < 0) init_fail(p, STEP_DEV);
-      close(fd);
-      if (mount(src, dst, nullptr, MS_BIND, nullptr) != 0) init_fail(p, STEP_DEV);
-    }
-    static const char* const links[][2] = {{"/proc/self/fd", "fd"},
-                                           {"/proc/self/fd/0", "stdin"},
-                                           {"/proc/self/fd/1", "stdout"},
-                                           {"/proc/self/fd/2", "stderr"}};
-    for (const auto& l : links) {
-      size_t dl = p.dev_dir.size();
-      memcpy(dst, p.dev_dir.data(), dl);
-      dst[dl] = '/';
-      memcpy(dst + dl + 1, l[1], strlen(l[1]) + 1);
-      if (symlink(l[0], dst) != 0) init_fail(p, STEP_DEV);
-    }
-    if (mkdir(p.shm_dir.c_str(), 01777) != 0 ||
-        mount("grpo-shm", p.shm_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p.shm_opts.c_str()) != 0)
-      init_fail(p, STEP_DEV);
-    mount(nullptr, p.dev_dir.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, p.dev_opts.c_str());
-  }
-  if (p.iso.proc &&
-      mount("proc", p.proc_dir.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-    init_fail(p, STEP_PROC);
-  if (mount("grpo-work", p.work_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, p.work_opts.c_str()) != 0)
-    init_fail(p, STEP_WORK_TMPFS);
-  for (const auto& f : p.files) {
-    int fd = open(f.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) init_fail(p, STEP_WRITE_FILE);
-    const char* d = f.content->data();
-    size_t left = f.content->size();
-    while (left > 0) {
-      ssize_t w = write(fd, d, left);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        init_fail(p, STEP_WRITE_FILE);
-      }
-      d += w;
-      left -= static_cast<size_t>(w);
-    }
-    close(fd);
-  }
-  if (chdir(kNewRoot) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
-      chdir("/") != 0)
-    init_fail(p, STEP_PIVOT);
-  if (mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
-    init_fail(p, STEP_ROOT_RO);
-
-  // 3. The stages, one after another.
-  for (size_t si = 0; si < p.stages.size(); ++si) {
-    const StagePlan& s = p.stages[si];
-    int ep[2];
-    if (pipe2(ep, O_CLOEXEC) != 0) init_fail(p, STEP_EXEC_PIPE);
-    Record start{};
-    start.kind = REC_START;
-    start.stage = static_cast<int32_t>(si);
-    write_all_raw(p.status_fd, &start, sizeof start);
-    int64_t t0 = now_ns();
-    // vfork-style: the child borrows init's memory until it execs (no page-table copy of what
-    // init inherited from the host); init waits meanwhile.
-    StageArgs args{&p, &s, ep[1], ep[0]};
-    char* top = const_cast<char*>(p.child_stack.data()) + p.child_stack.size();
-    top = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(top) & ~uintptr_t(63));
-    pid_t pid = clone(stage_entry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-    if (pid < 0) init_fail(p, STEP_FORK);
-    close(ep[1]);
-    // Our copies of this stage's pipes: the program holds its own now.
-    if (s.stdin_fd >= 0) close(s.stdin_fd);
-    close(s.stdout_fd);
-    close(s.stderr_fd);
-    int32_t msg[2] = {0, 0};
-    ssize_t got;
-    do got = read(ep[0], msg, sizeof msg);
-    while (got < 0 && errno == EINTR);
-    close(ep[0]);
-
-    Record end{};
-    end.kind = REC_END;
-    end.stage = static_cast<int32_t>(si);
-    int status = 0;
-    const int64_t deadline = t0 + s.wall_ns;
-    for (;;) {
-      rusage ru{};
-      int st = 0;
-      pid_t r = wait4(-1, &st, end.timed_out ? 0 : WNOHANG, &ru);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      if (r == 0) {
-        int64_t left = deadline - now_ns();
-        if (left <= 0) {
-          // Wall-clock limit: the whole stage dies, not only its first process.
-          end.timed_out = 1;
-          if (p.iso.pid_ns) kill(-1, SIGKILL);
-          else kill(-pid, SIGKILL);
-          continue;
-        }
-        timespec ts{static_cast<time_t>(left / 1000000000LL), static_cast<long>(left % 1000000000LL)};
-        sigtimedwait(&chld, nullptr, &ts);
-        continue;
-      }
-      end.cpu_us += int64_t(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec + int64_t(ru.ru_stime.tv_sec) * 1000000 +
-                    ru.ru_stime.tv_usec;
-      end.maxrss_kb = std::max<int64_t>(end.maxrss_kb, ru.ru_maxrss);
-      if (r == pid) {
-        status = st;
-        break;
-      }
-    }
-    end.wall_ns = now_ns() - t0;
-    end.wait_status = status;
-    if (got == static_cast<ssize_t>(sizeof msg)) {
-      end.kind = REC_CHILD_ERROR;
-      end.step = msg[0];
-      end.err = msg[1];
-    }
-    // Whatever the stage left behind (daemons, orphans) dies before the next stage starts.
-    if (p.iso.pid_ns) {
-      kill(-1, SIGKILL);
-      while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
-      }
-    }
-    write_all_raw(p.status_fd, &end, sizeof end);
-    if (end.kind == REC_CHILD_ERROR) _exit(1);
-    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (!ok && s.stop_on_failure) _exit(0);
-  }
-  _exit(0);
-}
-// ---------------------------------------------------------------------------------------------
-// End of the async-signal-safe part.
 
 struct Fd {
   int fd = -1;
@@ -571,6 +249,7 @@ bool mentions_memory_exhaustion(const std::string& err) {
 
 struct Sandbox::Impl {
   std::vector<uint8_t> bpf;
+  std::string init_exe;  // grpo-sandbox-init, "" when missing: init runs as a fork of this process
   std::string python_path, cxx_path;
   std::vector<std::pair<std::string, std::string>> top_symlinks;  // name -> target ("bin" -> "usr/bin")
   std::vector<std::string> top_binds;                             // "usr", "etc", ...
@@ -626,29 +305,31 @@ struct Sandbox::Impl {
   struct Reaper {
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<pid_t> pids;
+    std::deque<std::pair<pid_t, std::shared_ptr<const void>>> pids;
     bool stop = false;
     std::thread th;
-    void reap(pid_t pid) {
+    // `keep` (the run's Plan, whose memory init runs in) is released only once init is reaped.
+    void reap(pid_t pid, std::shared_ptr<const void> keep) {
       {
         std::lock_guard<std::mutex> lock(mu);
         if (!th.joinable()) th = std::thread([this] { loop(); });
-        pids.push_back(pid);
+        pids.emplace_back(pid, std::move(keep));
       }
       cv.notify_one();
     }
     void loop() {
       for (;;) {
-        pid_t pid;
+        std::pair<pid_t, std::shared_ptr<const void>> item;
         {
           std::unique_lock<std::mutex> lock(mu);
           cv.wait(lock, [&] { return stop || !pids.empty(); });
           if (pids.empty()) return;  // stop requested and nothing left
-          pid = pids.front();
+          item = std::move(pids.front());
           pids.pop_front();
         }
-        while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+        while (waitpid(item.first, nullptr, 0) < 0 && errno == EINTR) {
         }
+        item.second.reset();
       }
     }
     ~Reaper() {
@@ -714,10 +395,16 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
   raw.stages.resize(specs.size());
   SigpipeGuard sigpipe_guard;
 
-  Plan p;
-  p.iso = iso;
+  // Shared: when init is reaped in the background, the reaper keeps its memory alive until then.
+  auto plan = std::make_shared<Plan>();
+  Plan& p = *plan;
+  p.iso.pid_ns = iso.pid_ns;
+  p.iso.proc = iso.proc;
+  p.iso.seccomp = iso.seccomp;
+  p.iso.uts_ns = iso.uts_ns;
   p.bpf = &bpf;
   p.child_stack.resize(256 << 10);
+  p.init_stack.resize(256 << 10);
   const std::string root = kNewRoot;
   for (const auto& [name, target] : top_symlinks) p.symlinks.emplace_back(target, root + "/" + name);
   for (const auto& name : top_binds) {
@@ -736,7 +423,7 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
   p.dev_opts = "size=64k,nr_inodes=64,mode=0755";
   p.shm_opts = str("size=", std::max(1, cfg.max_file_size_mb), "m,nr_inodes=256,mode=1777");
   p.work_opts = str("size=", cfg.work_dir_mb, "m,nr_inodes=4096,mode=0755,uid=", kSandboxUid, ",gid=", kSandboxGid);
-  for (const auto& f : files) p.files.push_back({p.work_dir + "/" + f.name, &f.content});
+  for (const auto& f : files) p.files.push_back({p.work_dir + "/" + f.name, &f.content, {}});
   p.env_s = {str("PATH=", kSandboxPath), "LANG=C.UTF-8", "HOME=/tmp"};
   for (auto& e : p.env_s) p.env.push_back(e.data());
   p.env.push_back(nullptr);
@@ -795,8 +482,65 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
     home_net = Fd(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
     if (home_net.fd >= 0 && setns(ready_net.fd, CLONE_NEWNET) == 0) flags &= ~CLONE_NEWNET;
   }
-  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0));
-  if (pid == 0) init_main(p);  // never returns
+  // The run's init. Preferred: exec grpo-sandbox-init (a small static executable) right after
+  // clone(), so that the run's processes descend from a small address space. Forking them from
+  // the trainer copied its page tables on every run (the largest single cost of a run in perf),
+  // and an exec reports the address space it replaces as part of the new program's ru_maxrss
+  // (peak_memory_bytes would include the trainer's memory). Until that exec the clone shares this
+  // process's memory (CLONE_VM) and runs exec_init_entry on its own stack, making system calls
+  // only; `plan` outlives it (kill_and_reap, the guard below, or the reaper). It also shares this
+  // thread's TLS, so a failed call's errno there may be overwritten by this thread: only the errno
+  // reported for a failed exec could be wrong. Fallback without the executable: init runs as a
+  // copy of this process (fork semantics, no shared memory).
+  const bool exec_init = !init_exe.empty();
+  Fd plan_fd, exec_err_r, exec_err_w;
+  std::string plan_fd_arg;
+  const char* init_argv[3] = {"grpo-sandbox-init", nullptr, nullptr};
+  std::vector<int> keep_fds;
+  ExecInit ex{};
+  if (exec_init) {
+    const std::string bytes = encode_plan(p);
+    plan_fd = Fd(memfd_create("grpo-sandbox-plan", MFD_CLOEXEC));
+    bool ok = plan_fd.fd >= 0 && make_pipe(exec_err_r, exec_err_w);
+    for (size_t at = 0; ok && at < bytes.size();) {
+      ssize_t w = write(plan_fd.fd, bytes.data() + at, bytes.size() - at);
+      if (w < 0 && errno == EINTR) continue;
+      ok = w > 0;
+      at += ok ? static_cast<size_t>(w) : 0;
+    }
+    if (!ok) {
+      raw.error = str("could not hand the run's plan to grpo-sandbox-init: ", std::strerror(errno));
+      return raw;
+    }
+    plan_fd_arg = std::to_string(plan_fd.fd);
+    init_argv[1] = plan_fd_arg.c_str();
+    keep_fds.push_back(plan_fd.fd);
+    keep_fds.push_back(p.status_fd);
+    for (const auto& s : p.stages)
+      for (int fd : {s.stdin_fd, s.stdout_fd, s.stderr_fd})
+        if (fd >= 0) keep_fds.push_back(fd);
+    ex = ExecInit{init_exe.c_str(), init_argv, p.sync_fd, exec_err_w.fd, keep_fds.data(),
+                  static_cast<int>(keep_fds.size())};
+  }
+  char* init_top = p.init_stack.data() + p.init_stack.size();
+  init_top = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(init_top) & ~uintptr_t(63));
+  pid_t pid = exec_init ? clone(exec_init_entry, init_top, flags | CLONE_VM | SIGCHLD, &ex)
+                        : static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0));
+  if (!exec_init && pid == 0) init_main(p, true);  // never returns
+  bool reaped = false;
+  // Any exit from here that has not reaped init (an exception) kills it and leaves the Plan to the
+  // reaper: init must never run on freed memory.
+  struct InitGuard {
+    const pid_t& pid;
+    bool& reaped;
+    Reaper& reaper;
+    std::shared_ptr<Plan>& plan;
+    ~InitGuard() {
+      if (reaped || pid <= 0) return;
+      kill(pid, SIGKILL);
+      reaper.reap(pid, plan);
+    }
+  } init_guard{pid, reaped, reaper, plan};
   if (!(flags & CLONE_NEWNET) && iso.net_ns && setns(home_net.fd, CLONE_NEWNET) != 0)
     throw InternalError(str("sandbox: could not return the worker thread to its network namespace: ", std::strerror(errno)));
   if (pid < 0) {
@@ -812,7 +556,6 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
     out_w[i].reset();
     err_w[i].reset();
   }
-  bool reaped = false;
   auto kill_and_reap = [&] {
     if (reaped) return;
     kill(pid, SIGKILL);
@@ -836,6 +579,21 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
     return raw;
   }
   sync_w.reset();
+  if (exec_init) {
+    // EOF: the exec happened (the pipe is close-on-exec) or the clone died before it (the status
+    // pipe then reports that); an int: execve failed with that errno.
+    exec_err_w.reset();
+    int e = 0;
+    ssize_t n;
+    do n = read(exec_err_r.fd, &e, sizeof e);
+    while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof e)) {
+      raw.error = str("could not exec the sandbox init ", init_exe, ": ", std::strerror(e));
+      raw.setup_step = kSetupExecInit;
+      kill_and_reap();
+      return raw;
+    }
+  }
 
   for (size_t i = 0; i < specs.size(); ++i)
     if (in_w[i].fd >= 0) fcntl(in_w[i].fd, F_SETFL, O_NONBLOCK);
@@ -1004,7 +762,7 @@ Sandbox::Impl::Raw Sandbox::Impl::run_stages(const config::SandboxConfig& cfg, c
   if (!reaped) {
     // Everything of the run has been reported; init is exiting (the kernel is tearing down its
     // namespaces, which can wait on RCU grace periods). Reap it off this thread's path.
-    reaper.reap(pid);
+    reaper.reap(pid, plan);
     reaped = true;
   }
   return raw;
@@ -1106,6 +864,11 @@ Sandbox::Sandbox(const config::SandboxConfig& cfg) : cfg_(cfg), impl_(std::make_
     log::warn_once("sandbox.seccomp", str("sandbox: no seccomp filter (", e.what(), "); programs run without it"));
   }
 
+  impl_->init_exe = find_init_exe();
+  if (impl_->init_exe.empty())
+    log::warn_once("sandbox.init", "sandbox: grpo-sandbox-init not found (beside this executable, at its build path, "
+                                   "or in $GRPO_SANDBOX_INIT): each run's init is a fork of this process, which is "
+                                   "slower and makes peak_memory_bytes include this process's memory");
   // Probe: run /bin/true (or the first binary we find) with everything on; drop what fails.
   std::string probe = find_on_sandbox_path("true");
   GRPO_REQUIRE(!probe.empty(), "sandbox: /usr/bin/true not found; cannot probe the sandbox");
@@ -1131,7 +894,10 @@ Sandbox::Sandbox(const config::SandboxConfig& cfg) : cfg_(cfg), impl_(std::make_
       flag = false;
       log::warn_once(str("sandbox.", key), str("sandbox: the kernel refused ", what, " (", why, "); running without it"));
     };
-    if (raw.stages[0].child_error_step == STEP_CHILD_SECCOMP && iso_.seccomp) {
+    if (raw.setup_step == kSetupExecInit && !impl_->init_exe.empty()) {
+      log::warn_once("sandbox.init", str("sandbox: ", why, "; each run's init is a fork of this process instead"));
+      impl_->init_exe.clear();
+    } else if (raw.stages[0].child_error_step == STEP_CHILD_SECCOMP && iso_.seccomp) {
       drop(iso_.seccomp, "seccomp", "the seccomp filter");
     } else if (raw.setup_step == STEP_PROC && iso_.proc) {
       drop(iso_.proc, "proc", "a private /proc");
