@@ -38,7 +38,7 @@ THREADS="$(nproc)"
 # name | compared with | command | summary-line pattern (grep -E)
 BENCHES=(
   "grpo_step|TRL GRPOTrainer (same model, prompts, rewards, lengths)|$PY bench/grpo_step_vs_trl.py --bin $BIN/bench_grpo_step_bench --steps 1 --warmup 1 --threads $THREADS|^(GRPO step|phase|rollout|reward|logprobs|update|total) "
-  "rollout|transformers generate() (same weights, prompts, lengths)|$PY bench/rollout_vs_transformers.py --bin $BIN/bench_rollout_bench --batches 1,32 --new 32 --threads $THREADS|^batch "
+  "rollout|transformers generate() (same weights, prompts, lengths)|$PY bench/rollout_vs_transformers.py --bin $BIN/bench_rollout_bench --batches 1,16,64 --new 64 --threads $THREADS|^batch "
   "model|PyTorch eager via transformers, forward+backward|$PY bench/model_vs_pytorch.py $GRPO_BUILD_DIR 2 128 2 $THREADS|^(dense|moe): "
   "tokenizer|HF tokenizers (Rust), single thread, SmolLM2 tokenizer.json|$PY bench/tokenizer_vs_hf.py $BIN/bench_tokenize_bench $SMOL_TOK|^(encode|decode) "
   "sandbox|plain python3 -c pass subprocesses|$BIN/bench_sandbox_throughput 20 3 2|^(plain|sandbox|ratio) "
