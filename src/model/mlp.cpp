@@ -1,5 +1,7 @@
 #include "grpo/model/mlp.h"
 
+#include "grpo/model/packed_linear.h"
+
 namespace grpo::model {
 
 MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate) {
@@ -10,7 +12,7 @@ MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  return linear(down_proj, torch::silu(linear(gate_proj, x)) * linear(up_proj, x));
 }
 
 }  // namespace grpo::model

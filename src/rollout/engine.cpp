@@ -163,6 +163,8 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   if (!head_ || !head_->up_to_date() || head_->packed() != pack)
     head_ = std::make_unique<DecodeHead>(model_, limits_.max_batch_size, pack);
   const DecodeHead& head = *head_;
+  // The layers' linears too (model::linear), under the same rule.
+  model::PackedWeightsScope packed_scope(pack && model::PackedWeights::available() ? &packed_ : nullptr);
   std::optional<model::KVCache> cache;  // row s <-> rows[s]
   std::vector<Row> rows;
   std::vector<int64_t> pending;  // per row: the sampled token not yet fed to the model

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "grpo/config/rollout_config.h"
+#include "grpo/model/packed_linear.h"
 #include "grpo/model/transformer.h"
 #include "grpo/rollout/completion.h"
 #include "grpo/rollout/decode_head.h"
@@ -101,6 +102,7 @@ class RolloutEngine {
   std::vector<int64_t> eos_ids_;
   RolloutStats stats_;
   std::unique_ptr<DecodeHead> head_;  // the packed head weight, kept while the weights are unchanged
+  model::PackedWeights packed_;       // packed layer weights (CPU float32), repacked when they change
   std::function<void(int64_t, int64_t)> progress_;
 };
 

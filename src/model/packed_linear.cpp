@@ -1,0 +1,88 @@
+#include "grpo/model/packed_linear.h"
+
+#include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+
+namespace grpo::model {
+
+namespace {
+
+using ReorderFn = at::Tensor(const at::Tensor&, std::optional<int64_t>);
+using LinearFn = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::string_view,
+                            c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>);
+
+struct Ops {
+  std::optional<c10::TypedOperatorHandle<ReorderFn>> reorder;
+  std::optional<c10::TypedOperatorHandle<LinearFn>> linear;
+};
+
+const Ops& ops() {
+  static const Ops o = [] {
+    Ops r;
+    const char* env = std::getenv("GRPO_PACKED_WEIGHTS");
+    if ((env && std::strcmp(env, "0") == 0) || !at::hasMKLDNN()) return r;
+    auto& d = c10::Dispatcher::singleton();
+    auto re = d.findSchema({"mkldnn::_reorder_linear_weight", ""});
+    auto li = d.findSchema({"mkldnn::_linear_pointwise", ""});
+    if (!re || !li) return r;
+    try {
+      // typed() checks the C++ signature against the registration: a LibTorch whose ops changed
+      // leaves the plain path in use.
+      r.reorder = re->typed<ReorderFn>();
+      r.linear = li->typed<LinearFn>();
+    } catch (const c10::Error&) {
+      r = Ops{};
+    }
+    return r;
+  }();
+  return o;
+}
+
+thread_local PackedWeights* t_current = nullptr;
+
+}  // namespace
+
+bool PackedWeights::available() { return ops().linear.has_value(); }
+
+bool PackedWeights::packable(const torch::Tensor& w) {
+  return w.defined() && w.dim() == 2 && w.device().is_cpu() && w.scalar_type() == torch::kFloat32 && !w.is_inference();
+}
+
+torch::Tensor PackedWeights::linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const auto& o = ops();
+  TORCH_CHECK(o.linear && packable(w), "PackedWeights::linear: the packed path does not apply");
+  c10::TensorImpl* impl = w.unsafeGetTensorImpl();
+  const int64_t version = static_cast<int64_t>(w._version());
+  auto it = entries_.find(impl);
+  if (it == entries_.end() || it->second.version != version) {
+    torch::NoGradGuard no_grad;
+    Entry e{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), version,
+            o.reorder->call(w.detach().contiguous(), std::nullopt)};
+    entries_.erase(impl);
+    it = entries_.emplace(impl, std::move(e)).first;
+  }
+  auto x2 = x.reshape({-1, x.size(-1)}).contiguous();
+  std::optional<at::Tensor> bias;
+  if (b.defined()) bias = b;
+  auto y = o.linear->call(x2, it->second.packed, bias, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+  auto out_shape = x.sizes().vec();
+  out_shape.back() = w.size(0);
+  return y.view(out_shape);
+}
+
+PackedWeightsScope::PackedWeightsScope(PackedWeights* packed) : previous_(t_current) { t_current = packed; }
+PackedWeightsScope::~PackedWeightsScope() { t_current = previous_; }
+
+torch::Tensor linear(torch::nn::Linear& l, const torch::Tensor& x) {
+  PackedWeights* p = t_current;
+  if (p && !torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+      PackedWeights::packable(l->weight) && PackedWeights::available())
+    return p->linear(x, l->weight, l->bias);
+  return l->forward(x);
+}
+
+}  // namespace grpo::model
