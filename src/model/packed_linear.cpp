@@ -23,8 +23,7 @@ struct Ops {
 const Ops& ops() {
   static const Ops o = [] {
     Ops r;
-    const char* env = std::getenv("GRPO_PACKED_WEIGHTS");
-    if ((env && std::strcmp(env, "0") == 0) || !at::hasMKLDNN()) return r;
+    if (!at::hasMKLDNN()) return r;
     auto& d = c10::Dispatcher::singleton();
     auto re = d.findSchema({"mkldnn::_reorder_linear_weight", ""});
     auto li = d.findSchema({"mkldnn::_linear_pointwise", ""});
@@ -46,29 +45,44 @@ thread_local PackedWeights* t_current = nullptr;
 
 }  // namespace
 
-bool PackedWeights::available() { return ops().linear.has_value(); }
+bool PackedWeights::ops_registered() { return ops().linear.has_value(); }
+
+bool PackedWeights::available() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("GRPO_PACKED_WEIGHTS");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  return enabled && ops_registered();
+}
+
+torch::Tensor PackedWeights::pack(const torch::Tensor& w, std::optional<int64_t> rows) {
+  TORCH_CHECK(ops_registered(), "PackedWeights::pack: this LibTorch has no oneDNN linear ops");
+  torch::NoGradGuard no_grad;
+  return ops().reorder->call(w.detach().contiguous(), rows);
+}
+
+torch::Tensor PackedWeights::apply(const torch::Tensor& x, const torch::Tensor& packed, const torch::Tensor& b) {
+  TORCH_CHECK(ops_registered(), "PackedWeights::apply: this LibTorch has no oneDNN linear ops");
+  std::optional<at::Tensor> bias;
+  if (b.defined()) bias = b;
+  return ops().linear->call(x, packed, bias, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+}
 
 bool PackedWeights::packable(const torch::Tensor& w) {
   return w.defined() && w.dim() == 2 && w.device().is_cpu() && w.scalar_type() == torch::kFloat32 && !w.is_inference();
 }
 
 torch::Tensor PackedWeights::linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  const auto& o = ops();
-  TORCH_CHECK(o.linear && packable(w), "PackedWeights::linear: the packed path does not apply");
+  TORCH_CHECK(ops_registered() && packable(w), "PackedWeights::linear: the packed path does not apply");
   c10::TensorImpl* impl = w.unsafeGetTensorImpl();
   const int64_t version = static_cast<int64_t>(w._version());
   auto it = entries_.find(impl);
   if (it == entries_.end() || it->second.version != version) {
-    torch::NoGradGuard no_grad;
-    Entry e{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), version,
-            o.reorder->call(w.detach().contiguous(), std::nullopt)};
+    Entry e{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), version, pack(w, std::nullopt)};
     entries_.erase(impl);
     it = entries_.emplace(impl, std::move(e)).first;
   }
-  auto x2 = x.reshape({-1, x.size(-1)}).contiguous();
-  std::optional<at::Tensor> bias;
-  if (b.defined()) bias = b;
-  auto y = o.linear->call(x2, it->second.packed, bias, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+  auto y = apply(x.reshape({-1, x.size(-1)}).contiguous(), it->second.packed, b);
   auto out_shape = x.sizes().vec();
   out_shape.back() = w.size(0);
   return y.view(out_shape);

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 
 namespace grpo::model {
@@ -28,6 +29,15 @@ class PackedWeights {
 
   /// Whether `w` may take the packed path (float32, CPU, not an inference tensor).
   static bool packable(const torch::Tensor& w);
+
+  /// The two oneDNN ops underneath, for a caller that keeps its own packed copy (the rollout's
+  /// head). ops_registered(): this LibTorch has them (whatever GRPO_PACKED_WEIGHTS says).
+  /// pack(): w [out, in] float32 CPU, packed for products of about `rows` rows (nullopt: no hint).
+  /// apply(): x [rows, in] contiguous float32 -> [rows, out] with the packed weight and optional
+  /// bias [out]. Both throw c10::Error when the ops are missing or the shapes disagree.
+  static bool ops_registered();
+  static torch::Tensor pack(const torch::Tensor& w, std::optional<int64_t> rows);
+  static torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& packed, const torch::Tensor& b);
 
   /// Number of weights packed now (for tests and logs).
   size_t size() const { return entries_.size(); }
