@@ -22,7 +22,8 @@
 
 namespace grpo::reward {
 
-/// The harness source (main.py). It reads program.py and tests.json (a JSON list of test source
+/// The harness source (main.py): src/reward/sandbox_harness.py, compiled in byte for byte at build
+/// time (src/reward/embed_file.cmake). It reads program.py and tests.json (a JSON list of test source
 /// strings) from its work directory, takes a time budget in seconds as argv[1] and the nonce as
 /// the first line of stdin, and prints "GRPO-VERDICT <nonce> <passed> <total> <bits>".
 const std::string& python_assert_harness();
