@@ -138,8 +138,11 @@ bool bind_read_only(const char* dst) {
   return mount(nullptr, dst, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) == 0;
 }
 
-[[noreturn]] void init_main(const Plan& p, bool wait_for_go) {
-  // 1. Only our own descriptors: another thread's pipes must not be held open by this run.
+namespace {
+
+// 1. The process: its descriptors, session and signals; then it waits for the host's go.
+void init_process(const Plan& p, bool wait_for_go, const sigset_t& chld) {
+  // Only our own descriptors: another thread's pipes must not be held open by this run.
   {
     int keep[512];
     int n = 0;
@@ -157,9 +160,6 @@ bool bind_read_only(const char* dst) {
   // A session of its own: not the trainer's terminal or process group, and (with autogroup
   // scheduling) its own scheduling group, like any separately started program.
   setsid();
-  sigset_t chld;  // waited for with a timeout in the stage loop
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, nullptr);
   if (wait_for_go) {
     char go = 0;
@@ -174,56 +174,43 @@ bool bind_read_only(const char* dst) {
   umask(022);  // the host's umask (maybe 077) must not make the program's files unreadable to it
   if (p.iso.uts_ns && sethostname("sandbox", 7) != 0) init_fail(p, STEP_HOSTNAME);
 
-  // 2. The filesystem view.
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) init_fail(p, STEP_MOUNT_PRIVATE);
-  if (mount("grpo-sandbox", kNewRoot, "tmpfs", MS_NOSUID | MS_NODEV, p.root_opts.c_str()) != 0)
-    init_fail(p, STEP_ROOT_TMPFS);
-  for (const auto& d : p.mkdirs)
-    if (mkdir(d.c_str(), 0755) != 0) init_fail(p, STEP_MKDIR);
-  for (const auto& [target, link] : p.symlinks)
-    if (symlink(target.c_str(), link.c_str()) != 0) init_fail(p, STEP_SYMLINK);
-  for (const auto& b : p.binds) {
-    if (mount(b.src.c_str(), b.dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) init_fail(p, STEP_BIND);
-    if (b.read_only && !bind_read_only(b.dst.c_str())) init_fail(p, STEP_BIND_RO);
+}
+
+// /dev: the allowed nodes bound from the host's, the stdio links, and a size-limited /dev/shm.
+void populate_dev(const Plan& p) {
+  char dst[256], src[64];
+  for (const auto& n : p.dev_nodes) {
+    size_t dl = p.dev_dir.size();
+    if (dl + 2 + n.size() >= sizeof dst || 6 + n.size() >= sizeof src) init_fail(p, STEP_DEV);
+    memcpy(dst, p.dev_dir.data(), dl);
+    dst[dl] = '/';
+    memcpy(dst + dl + 1, n.data(), n.size() + 1);
+    memcpy(src, "/dev/", 5);
+    memcpy(src + 5, n.data(), n.size() + 1);
+    int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) init_fail(p, STEP_DEV);
+    close(fd);
+    if (mount(src, dst, nullptr, MS_BIND, nullptr) != 0) init_fail(p, STEP_DEV);
   }
-  if (mount("grpo-dev", p.dev_dir.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, p.dev_opts.c_str()) != 0)
+  static const char* const links[][2] = {{"/proc/self/fd", "fd"},
+                                         {"/proc/self/fd/0", "stdin"},
+                                         {"/proc/self/fd/1", "stdout"},
+                                         {"/proc/self/fd/2", "stderr"}};
+  for (const auto& l : links) {
+    size_t dl = p.dev_dir.size();
+    memcpy(dst, p.dev_dir.data(), dl);
+    dst[dl] = '/';
+    memcpy(dst + dl + 1, l[1], strlen(l[1]) + 1);
+    if (symlink(l[0], dst) != 0) init_fail(p, STEP_DEV);
+  }
+  if (mkdir(p.shm_dir.c_str(), 01777) != 0 ||
+      mount("grpo-shm", p.shm_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p.shm_opts.c_str()) != 0)
     init_fail(p, STEP_DEV);
-  {
-    char dst[256], src[64];
-    for (const auto& n : p.dev_nodes) {
-      size_t dl = p.dev_dir.size();
-      if (dl + 2 + n.size() >= sizeof dst || 6 + n.size() >= sizeof src) init_fail(p, STEP_DEV);
-      memcpy(dst, p.dev_dir.data(), dl);
-      dst[dl] = '/';
-      memcpy(dst + dl + 1, n.data(), n.size() + 1);
-      memcpy(src, "/dev/", 5);
-      memcpy(src + 5, n.data(), n.size() + 1);
-      int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd < 0) init_fail(p, STEP_DEV);
-      close(fd);
-      if (mount(src, dst, nullptr, MS_BIND, nullptr) != 0) init_fail(p, STEP_DEV);
-    }
-    static const char* const links[][2] = {{"/proc/self/fd", "fd"},
-                                           {"/proc/self/fd/0", "stdin"},
-                                           {"/proc/self/fd/1", "stdout"},
-                                           {"/proc/self/fd/2", "stderr"}};
-    for (const auto& l : links) {
-      size_t dl = p.dev_dir.size();
-      memcpy(dst, p.dev_dir.data(), dl);
-      dst[dl] = '/';
-      memcpy(dst + dl + 1, l[1], strlen(l[1]) + 1);
-      if (symlink(l[0], dst) != 0) init_fail(p, STEP_DEV);
-    }
-    if (mkdir(p.shm_dir.c_str(), 01777) != 0 ||
-        mount("grpo-shm", p.shm_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p.shm_opts.c_str()) != 0)
-      init_fail(p, STEP_DEV);
-    mount(nullptr, p.dev_dir.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, p.dev_opts.c_str());
-  }
-  if (p.iso.proc &&
-      mount("proc", p.proc_dir.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-    init_fail(p, STEP_PROC);
-  if (mount("grpo-work", p.work_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, p.work_opts.c_str()) != 0)
-    init_fail(p, STEP_WORK_TMPFS);
+  mount(nullptr, p.dev_dir.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, p.dev_opts.c_str());
+}
+
+// The program's files in the work directory.
+void write_files(const Plan& p) {
   for (const auto& f : p.files) {
     int fd = open(f.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) init_fail(p, STEP_WRITE_FILE);
@@ -240,92 +227,135 @@ bool bind_read_only(const char* dst) {
     }
     close(fd);
   }
+}
+
+// 2. The filesystem view: a tmpfs root with read-only binds of the host's system directories,
+// /dev, /proc and the work tmpfs, pivoted into.
+void build_view(const Plan& p) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) init_fail(p, STEP_MOUNT_PRIVATE);
+  if (mount("grpo-sandbox", kNewRoot, "tmpfs", MS_NOSUID | MS_NODEV, p.root_opts.c_str()) != 0)
+    init_fail(p, STEP_ROOT_TMPFS);
+  for (const auto& d : p.mkdirs)
+    if (mkdir(d.c_str(), 0755) != 0) init_fail(p, STEP_MKDIR);
+  for (const auto& [target, link] : p.symlinks)
+    if (symlink(target.c_str(), link.c_str()) != 0) init_fail(p, STEP_SYMLINK);
+  for (const auto& b : p.binds) {
+    if (mount(b.src.c_str(), b.dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) init_fail(p, STEP_BIND);
+    if (b.read_only && !bind_read_only(b.dst.c_str())) init_fail(p, STEP_BIND_RO);
+  }
+  if (mount("grpo-dev", p.dev_dir.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, p.dev_opts.c_str()) != 0)
+    init_fail(p, STEP_DEV);
+  populate_dev(p);
+  if (p.iso.proc &&
+      mount("proc", p.proc_dir.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    init_fail(p, STEP_PROC);
+  if (mount("grpo-work", p.work_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, p.work_opts.c_str()) != 0)
+    init_fail(p, STEP_WORK_TMPFS);
+  write_files(p);
   if (chdir(kNewRoot) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
       chdir("/") != 0)
     init_fail(p, STEP_PIVOT);
   if (mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
     init_fail(p, STEP_ROOT_RO);
 
-  // 3. The stages, one after another.
-  for (size_t si = 0; si < p.stages.size(); ++si) {
-    const StagePlan& s = p.stages[si];
-    int ep[2];
-    if (pipe2(ep, O_CLOEXEC) != 0) init_fail(p, STEP_EXEC_PIPE);
-    Record start{};
-    start.kind = REC_START;
-    start.stage = static_cast<int32_t>(si);
-    write_all_raw(p.status_fd, &start, sizeof start);
-    int64_t t0 = now_ns();
-    // vfork-style: the child borrows init's memory until it execs (no page-table copy of what
-    // init inherited from the host); init waits meanwhile.
-    StageArgs args{&p, &s, ep[1], ep[0]};
-    char* top = const_cast<char*>(p.child_stack.data()) + p.child_stack.size();
-    top = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(top) & ~uintptr_t(63));
-    pid_t pid = clone(stage_entry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-    if (pid < 0) init_fail(p, STEP_FORK);
-    close(ep[1]);
-    // Our copies of this stage's pipes: the program holds its own now.
-    if (s.stdin_fd >= 0) close(s.stdin_fd);
-    close(s.stdout_fd);
-    close(s.stderr_fd);
-    int32_t msg[2] = {0, 0};
-    ssize_t got;
-    do got = read(ep[0], msg, sizeof msg);
-    while (got < 0 && errno == EINTR);
-    close(ep[0]);
+}
 
-    Record end{};
-    end.kind = REC_END;
-    end.stage = static_cast<int32_t>(si);
-    int status = 0;
-    const int64_t deadline = t0 + s.wall_ns;
-    for (;;) {
-      rusage ru{};
-      int st = 0;
-      pid_t r = wait4(-1, &st, end.timed_out ? 0 : WNOHANG, &ru);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      if (r == 0) {
-        int64_t left = deadline - now_ns();
-        if (left <= 0) {
-          // Wall-clock limit: the whole stage dies, not only its first process.
-          end.timed_out = 1;
-          if (p.iso.pid_ns) kill(-1, SIGKILL);
-          else kill(-pid, SIGKILL);
-          continue;
-        }
-        timespec ts{static_cast<time_t>(left / 1000000000LL), static_cast<long>(left % 1000000000LL)};
-        sigtimedwait(&chld, nullptr, &ts);
+// Waits for the stage's program `pid` (and whatever it started) to end or for its wall-clock
+// limit, filling `end`'s usage. Returns the program's wait status.
+int wait_stage(const Plan& p, pid_t pid, int64_t deadline, const sigset_t& chld, Record& end) {
+  int status = 0;
+  for (;;) {
+    rusage ru{};
+    int st = 0;
+    pid_t r = wait4(-1, &st, end.timed_out ? 0 : WNOHANG, &ru);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (r == 0) {
+      int64_t left = deadline - now_ns();
+      if (left <= 0) {
+        // Wall-clock limit: the whole stage dies, not only its first process.
+        end.timed_out = 1;
+        if (p.iso.pid_ns) kill(-1, SIGKILL);
+        else kill(-pid, SIGKILL);
         continue;
       }
-      end.cpu_us += int64_t(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec + int64_t(ru.ru_stime.tv_sec) * 1000000 +
-                    ru.ru_stime.tv_usec;
-      end.maxrss_kb = std::max<int64_t>(end.maxrss_kb, ru.ru_maxrss);
-      if (r == pid) {
-        status = st;
-        break;
-      }
+      timespec ts{static_cast<time_t>(left / 1000000000LL), static_cast<long>(left % 1000000000LL)};
+      sigtimedwait(&chld, nullptr, &ts);
+      continue;
     }
-    end.wall_ns = now_ns() - t0;
-    end.wait_status = status;
-    if (got == static_cast<ssize_t>(sizeof msg)) {
-      end.kind = REC_CHILD_ERROR;
-      end.step = msg[0];
-      end.err = msg[1];
+    end.cpu_us += int64_t(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec + int64_t(ru.ru_stime.tv_sec) * 1000000 +
+                  ru.ru_stime.tv_usec;
+    end.maxrss_kb = std::max<int64_t>(end.maxrss_kb, ru.ru_maxrss);
+    if (r == pid) {
+      status = st;
+      break;
     }
-    // Whatever the stage left behind (daemons, orphans) dies before the next stage starts.
-    if (p.iso.pid_ns) {
-      kill(-1, SIGKILL);
-      while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
-      }
-    }
-    write_all_raw(p.status_fd, &end, sizeof end);
-    if (end.kind == REC_CHILD_ERROR) _exit(1);
-    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (!ok && s.stop_on_failure) _exit(0);
   }
+  return status;
+}
+
+// 3. One stage: start the program, wait for it, report. Exits init when the run must stop here.
+void run_stage(const Plan& p, size_t si, const sigset_t& chld) {
+  const StagePlan& s = p.stages[si];
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) != 0) init_fail(p, STEP_EXEC_PIPE);
+  Record start{};
+  start.kind = REC_START;
+  start.stage = static_cast<int32_t>(si);
+  write_all_raw(p.status_fd, &start, sizeof start);
+  int64_t t0 = now_ns();
+  // vfork-style: the child borrows init's memory until it execs (no page-table copy of what
+  // init inherited from the host); init waits meanwhile.
+  StageArgs args{&p, &s, ep[1], ep[0]};
+  char* top = const_cast<char*>(p.child_stack.data()) + p.child_stack.size();
+  top = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(top) & ~uintptr_t(63));
+  pid_t pid = clone(stage_entry, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  if (pid < 0) init_fail(p, STEP_FORK);
+  close(ep[1]);
+  // Our copies of this stage's pipes: the program holds its own now.
+  if (s.stdin_fd >= 0) close(s.stdin_fd);
+  close(s.stdout_fd);
+  close(s.stderr_fd);
+  int32_t msg[2] = {0, 0};
+  ssize_t got;
+  do got = read(ep[0], msg, sizeof msg);
+  while (got < 0 && errno == EINTR);
+  close(ep[0]);
+
+  Record end{};
+  end.kind = REC_END;
+  end.stage = static_cast<int32_t>(si);
+  const int status = wait_stage(p, pid, t0 + s.wall_ns, chld, end);
+  end.wall_ns = now_ns() - t0;
+  end.wait_status = status;
+  if (got == static_cast<ssize_t>(sizeof msg)) {
+    end.kind = REC_CHILD_ERROR;
+    end.step = msg[0];
+    end.err = msg[1];
+  }
+  // Whatever the stage left behind (daemons, orphans) dies before the next stage starts.
+  if (p.iso.pid_ns) {
+    kill(-1, SIGKILL);
+    while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+    }
+  }
+  write_all_raw(p.status_fd, &end, sizeof end);
+  if (end.kind == REC_CHILD_ERROR) _exit(1);
+  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!ok && s.stop_on_failure) _exit(0);
+}
+
+}  // namespace
+
+[[noreturn]] void init_main(const Plan& p, bool wait_for_go) {
+  sigset_t chld;  // blocked, and waited for with a timeout in wait_stage
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  init_process(p, wait_for_go, chld);
+  build_view(p);
+  for (size_t si = 0; si < p.stages.size(); ++si) run_stage(p, si, chld);
   _exit(0);
 }
 // ---------------------------------------------------------------------------------------------
