@@ -43,21 +43,6 @@ Groups group(const torch::Tensor& rewards, const torch::Tensor& prompt_index) {
   return out;
 }
 
-// Mean and unbiased std of the finite values (trl.trainer.utils.nanstd); std is NaN for < 2 values.
-std::pair<double, double> mean_std(const std::vector<double>& v) {
-  double sum = 0;
-  int64_t count = 0;
-  for (double x : v)
-    if (!std::isnan(x)) sum += x, ++count;
-  if (count == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
-  const double mean = sum / count;
-  if (count < 2) return {mean, std::numeric_limits<double>::quiet_NaN()};
-  double ss = 0;
-  for (double x : v)
-    if (!std::isnan(x)) ss += (x - mean) * (x - mean);
-  return {mean, std::sqrt(ss / (count - 1))};
-}
-
 bool all_equal_finite(const std::vector<double>& v) {
   const double* first = nullptr;
   for (const double& x : v) {
@@ -70,6 +55,27 @@ bool all_equal_finite(const std::vector<double>& v) {
 
 }  // namespace
 
+MeanStd nan_mean_std(const std::vector<double>& v) {
+  MeanStd s;
+  double sum = 0;
+  for (double x : v)
+    if (!std::isnan(x)) sum += x, ++s.count;
+  if (s.count == 0) {
+    s.mean = s.std = std::numeric_limits<double>::quiet_NaN();
+    return s;
+  }
+  s.mean = sum / static_cast<double>(s.count);
+  if (s.count < 2) {
+    s.std = std::numeric_limits<double>::quiet_NaN();
+    return s;
+  }
+  double ss = 0;
+  for (double x : v)
+    if (!std::isnan(x)) ss += (x - s.mean) * (x - s.mean);
+  s.std = std::sqrt(ss / static_cast<double>(s.count - 1));
+  return s;
+}
+
 AdvantageResult compute_advantages(const torch::Tensor& rewards, const torch::Tensor& prompt_index,
                                    config::ScaleRewards scale, double eps) {
   GRPO_REQUIRE(eps > 0, "advantages: eps must be > 0, got ", eps);
@@ -78,22 +84,22 @@ AdvantageResult compute_advantages(const torch::Tensor& rewards, const torch::Te
   const int64_t ng = static_cast<int64_t>(gr.keys.size());
   std::vector<double> adv(n, 0.0);
   std::vector<uint8_t> zero_std(ng, 0);
-  auto [batch_mean, batch_std] = mean_std(gr.r);
+  const auto batch = nan_mean_std(gr.r);
   int64_t in_zero_std = 0;
   for (int64_t k = 0; k < ng; ++k) {
     std::vector<double> vals;
     for (int64_t i : gr.members[k]) vals.push_back(gr.r[i]);
-    auto [gmean, gstd] = mean_std(vals);
+    const auto group_stats = nan_mean_std(vals);
     if (all_equal_finite(vals)) {
       zero_std[k] = 1;
       in_zero_std += static_cast<int64_t>(vals.size());
       continue;  // advantages stay exactly 0
     }
-    const double denom = scale == config::ScaleRewards::GROUP   ? gstd + eps
-                         : scale == config::ScaleRewards::BATCH ? batch_std + eps
+    const double denom = scale == config::ScaleRewards::GROUP   ? group_stats.std + eps
+                         : scale == config::ScaleRewards::BATCH ? batch.std + eps
                                                                 : 1.0;
     for (int64_t i : gr.members[k]) {
-      const double a = (gr.r[i] - gmean) / denom;
+      const double a = (gr.r[i] - group_stats.mean) / denom;
       adv[i] = std::isfinite(a) ? a : 0.0;  // NaN reward or NaN std (TRL's nan_to_num)
     }
   }
@@ -104,8 +110,8 @@ AdvantageResult compute_advantages(const torch::Tensor& rewards, const torch::Te
                            .to(torch::kBool)
                            .to(dev);
   res.group_index = torch::tensor(gr.g, torch::kInt64).to(dev);
-  res.reward_mean = batch_mean;
-  res.reward_std = batch_std;
+  res.reward_mean = batch.mean;
+  res.reward_std = batch.std;
   res.frac_zero_std = n ? static_cast<double>(in_zero_std) / n : 0.0;
   res.num_groups = ng;
   return res;

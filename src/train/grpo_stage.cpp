@@ -18,35 +18,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// key/mean and key/std (unbiased, 0 for fewer than 2 values) of v.
+void put_mean_std(std::map<std::string, double>& m, const std::string& key, const std::vector<double>& v) {
+  const auto s = nan_mean_std(v);
+  m[key + "/mean"] = s.mean;
+  m[key + "/std"] = s.count > 1 ? s.std : 0.0;
+}
+
+// key/mean, key/std, key/min and key/max of v; nothing when v is empty.
 void put_stats(std::map<std::string, double>& m, const std::string& key, const std::vector<double>& v) {
   if (v.empty()) return;
-  double mean = 0, mn = v[0], mx = v[0];
-  for (double x : v) mean += x, mn = std::min(mn, x), mx = std::max(mx, x);
-  mean /= static_cast<double>(v.size());
-  double var = 0;
-  for (double x : v) var += (x - mean) * (x - mean);
-  m[key + "/mean"] = mean;
-  m[key + "/std"] = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0;
-  m[key + "/min"] = mn;
-  m[key + "/max"] = mx;
+  put_mean_std(m, key, v);
+  m[key + "/min"] = *std::min_element(v.begin(), v.end());  // the first of equal values, as std::min
+  m[key + "/max"] = *std::max_element(v.begin(), v.end());
 }
 
-// Appends rows `rows` of `src` to `dst` (a RewardSetResult of the kept rows of several draws):
-// scores row by row, problems re-numbered, counters summed (they count work done, kept or not).
-void append_scored_rows(reward::RewardSetResult& dst, const reward::RewardSetResult& src, const std::vector<size_t>& rows) {
-  if (dst.names.empty()) dst.names = src.names, dst.weights = src.weights, dst.per_function.resize(src.names.size());
-  for (size_t r : rows) {
-    const size_t at = dst.total.size();
-    for (size_t f = 0; f < src.per_function.size(); ++f) dst.per_function[f].push_back(src.per_function[f][r]);
-    dst.total.push_back(src.total[r]);
-    dst.masked.push_back(src.masked[r]);
-    for (const auto& p : src.problems)
-      if (p.row == r) dst.problems.push_back({at, p.function, p.message});
-  }
-  for (const auto& [k, v] : src.counters) dst.counters[k] += v;
-}
+// A LossMetrics field as a double, whether it is one already or a scalar tensor (LossMetrics is
+// moving to tensors read once per step; until the update side does that, both compile).
+[[maybe_unused]] double host_value(double x) { return x; }
+[[maybe_unused]] double host_value(const torch::Tensor& t) { return t.item<double>(); }
 
 }  // namespace
+
+struct GrpoStage::Draws {
+  std::vector<Draw> draws;  // in draw order; draws[0] is the one a step without dynamic sampling trains on
+  int64_t kept = 0;         // groups with keep set, over all draws
+  int64_t dropped = 0;      // groups dropped for zero reward variance, over all draws
+};
 
 struct GrpoStage::Generation {
   std::vector<const data::Record*> records;         // [B] this rank's prompts
@@ -86,161 +84,170 @@ torch::Tensor GrpoStage::no_grad_logprobs(model::Transformer& model, const Token
   return completion_logprobs(model, b, cfg_.rollout.temperature, cfg_.trainer.bf16).logprobs;
 }
 
+// One generation batch: select the groups (draw prompts, roll out, score, dynamic sampling), their
+// advantages, the generation metrics, the micro-batches and the log-probs the updates need.
 void GrpoStage::generate(std::map<std::string, double>& m) {
-  const int G = cfg_.grpo.num_generations;
-  const int world = dist_ ? dist_->world_size() : 1;
-  const int rank = dist_ ? dist_->rank() : 0;
   const int64_t completions_per_step = int64_t(settings_.per_device_train_batch_size) * cfg_.trainer.gradient_accumulation_steps;
-  const int64_t B = completions_per_step / G;
+  const int64_t B = completions_per_step / cfg_.grpo.num_generations;  // prompts per rank
+  GroupBatch batch = select_groups(B, m);
   auto gen = std::make_unique<Generation>();
+  gen->records = std::move(batch.records);
+  gen->prompt_ids = std::move(batch.prompt_ids);
+  gen->completions = std::move(batch.completions);
+  const auto adv = group_advantages(*gen, batch.scored);
+  put_reward_metrics(m, batch.scored, adv);
+  put_completion_metrics(m, *gen);
+  build_micro_batches(*gen);
+  reference_logprobs(*gen, m);
+  log_completion_samples(*gen, batch);
+  gen_ = std::move(gen);
+  ++generations_;
+}
 
-  // One draw: B prompts per rank, G completions each, scored. Without dynamic sampling the step
-  // trains on draw 0. With it (DAPO sec. 3.2), groups whose rewards are all equal (zero advantage,
-  // no gradient) are dropped and more draws follow, up to grpo.max_resample_rounds extra ones,
-  // until B groups are kept; surplus groups of the last draw are discarded (their prompts are
-  // consumed, as in verl). Still short after the cap: the step trains on the groups kept (a
-  // warning), or on draw 0 unfiltered when none was kept at all.
-  struct Draw {
-    std::vector<const data::Record*> records;      // [B]
-    std::vector<std::vector<int64_t>> prompt_ids;  // [B]
-    std::vector<std::string> prompt_texts;         // [B]
-    std::vector<rollout::Completion> completions;  // [B * G], prompt_index in [0, B)
-    reward::RewardSetResult scored;                // [B * G] rows, completion order
-    std::vector<bool> keep;                        // [B] group has reward variance
-  };
-  std::vector<Draw> draws;
+// The groups this step trains on. One draw: B prompts per rank, G completions each, scored.
+// Without dynamic sampling the step trains on draw 0. With it (DAPO sec. 3.2), groups whose rewards
+// are all equal (zero advantage, no gradient) are dropped and more draws follow, up to
+// grpo.max_resample_rounds extra ones, until B groups are kept; surplus groups of the last draw are
+// discarded (their prompts are consumed, as in verl). Still short after the cap: the step trains on
+// the groups kept (a warning), or on draw 0 unfiltered when none was kept at all.
+GroupBatch GrpoStage::select_groups(int64_t B, std::map<std::string, double>& m) {
+  Draws draws = draw_groups(B, m);
+  const int64_t take = groups_to_train(draws, B);
+  GroupBatch batch = gather_kept_groups(draws.draws, take);
+  if (cfg_.grpo.dynamic_sampling) {
+    m["dynamic_sampling/extra_draws"] = static_cast<double>(draws.draws.size() - 1);
+    m["dynamic_sampling/groups_dropped"] = static_cast<double>(draws.dropped);
+    m["dynamic_sampling/groups_trained"] = static_cast<double>(batch.records.size());
+    sum_metric_keys_.insert("dynamic_sampling/groups_dropped");
+    sum_metric_keys_.insert("dynamic_sampling/groups_trained");
+  }
+  return batch;
+}
+
+// Draws until every rank has B kept groups or the resample cap is reached (one draw without
+// dynamic sampling). Records time/rollout, time/reward and tokens_per_second/rollout.
+GrpoStage::Draws GrpoStage::draw_groups(int64_t B, std::map<std::string, double>& m) {
   const bool dynamic = cfg_.grpo.dynamic_sampling;
-  int64_t kept = 0, dropped = 0, rollout_tokens = 0;
+  const int world = dist_ ? dist_->world_size() : 1;
+  Draws out;
+  int64_t rollout_tokens = 0;
   double t_rollout = 0, t_reward = 0;
   for (int round = 0;; ++round) {
     Draw d;
-    // Every rank walks the same global order and takes its own slice: all G completions of a
-    // prompt stay on one rank, so advantages stay local.
-    auto global = loader_->next_batch(B * world);
-    for (int64_t i = 0; i < B; ++i) d.records.push_back(global[static_cast<size_t>(rank * B + i)]);
-    for (const auto* r : d.records) {
-      auto msgs = prompt_messages(*r, cfg_);
-      d.prompt_texts.push_back(policy_.chat->render(msgs, true));
-      d.prompt_ids.push_back(encode_prompt(policy_, msgs));
-    }
+    draw_prompts(d, B);
     auto t0 = std::chrono::steady_clock::now();
-    policy_.model->eval();
-    // One random stream per prompt, keyed by its place in the global batch (draw r continues the
-    // numbering after draw r-1's B * world prompts) and the generation count, not by rank: N ranks
-    // sample exactly the completions one process would.
-    std::vector<uint64_t> seeds;
-    for (int64_t i = 0; i < B; ++i)
-      seeds.push_back(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), int64_t(round) * B * world + rank * B + i,
-                                        static_cast<uint64_t>(generations_)));
-    d.completions = engine_->generate(d.prompt_ids, G, seeds);
-    policy_.model->train();
+    rollout_tokens += roll_out(d, round, B);
     t_rollout += seconds_since(t0);
-    rollout_tokens += engine_->last_stats().completion_tokens;
-
     t0 = std::chrono::steady_clock::now();
-    std::vector<reward::RewardInput> in;
-    for (const auto& c : d.completions) {
-      auto i = static_cast<size_t>(c.prompt_index);
-      in.push_back({d.prompt_texts[i], c.text, d.records[i]->row, static_cast<int64_t>(c.completion_length)});
-    }
-    d.scored = rewards_.score(in);
+    score(d);
     t_reward += seconds_since(t0);
-
     d.keep.assign(static_cast<size_t>(B), true);
-    if (dynamic) {
-      const auto n = static_cast<int64_t>(d.completions.size());
-      auto r = torch::empty({n}, torch::kFloat64);
-      auto pi = torch::empty({n}, torch::kInt64);
-      for (int64_t i = 0; i < n; ++i) {
-        r[i] = d.scored.masked[static_cast<size_t>(i)] ? NAN : static_cast<double>(d.scored.total[static_cast<size_t>(i)]);
-        pi[i] = d.completions[static_cast<size_t>(i)].prompt_index;
-      }
-      for (int64_t g : zero_variance_groups(r, pi)) d.keep[static_cast<size_t>(g)] = false, ++dropped;
-    }
-    for (bool k : d.keep) kept += k;
-    draws.push_back(std::move(d));
+    if (dynamic) out.dropped += drop_zero_variance_groups(d);
+    for (bool k : d.keep) out.kept += k;
+    out.draws.push_back(std::move(d));
     if (!dynamic) break;
     // Ranks draw in lockstep (the loader order is global): another draw when any rank is short.
-    double short_anywhere = kept < B ? 1.0 : 0.0;
+    double short_anywhere = out.kept < B ? 1.0 : 0.0;
     if (world > 1) short_anywhere = dist_->all_reduce(short_anywhere, dist::ReduceOp::MAX);
     if (short_anywhere == 0.0 || round >= cfg_.grpo.max_resample_rounds) break;
   }
   m["time/rollout"] = t_rollout;
   m["time/reward"] = t_reward;
+  m["tokens_per_second/rollout"] = static_cast<double>(rollout_tokens) / std::max(1e-9, t_rollout);
+  return out;
+}
 
-  // The groups trained on: the first `take` kept groups in draw order. With several ranks every
-  // rank takes the same number (the smallest rank's), so all run the same micro-batches.
-  int64_t take = std::min(kept, B);
-  if (dynamic && world > 1) take = static_cast<int64_t>(dist_->all_reduce(static_cast<double>(take), dist::ReduceOp::MIN));
+// This rank's B prompts of the next global batch. Every rank walks the same global order and takes
+// its own slice: all G completions of a prompt stay on one rank, so advantages stay local.
+void GrpoStage::draw_prompts(Draw& d, int64_t B) {
+  const int world = dist_ ? dist_->world_size() : 1;
+  const int rank = dist_ ? dist_->rank() : 0;
+  auto global = loader_->next_batch(B * world);
+  for (int64_t i = 0; i < B; ++i) d.records.push_back(global[static_cast<size_t>(rank * B + i)]);
+  for (const auto* r : d.records) {
+    auto msgs = prompt_messages(*r, cfg_);
+    d.prompt_texts.push_back(policy_.chat->render(msgs, true));
+    d.prompt_ids.push_back(encode_prompt(policy_, msgs));
+  }
+}
+
+// G completions of each prompt of draw `round`; returns the completion tokens sampled.
+int64_t GrpoStage::roll_out(Draw& d, int round, int64_t B) {
+  const int world = dist_ ? dist_->world_size() : 1;
+  const int rank = dist_ ? dist_->rank() : 0;
+  policy_.model->eval();
+  // One random stream per prompt, keyed by its place in the global batch (draw r continues the
+  // numbering after draw r-1's B * world prompts) and the generation count, not by rank: N ranks
+  // sample exactly the completions one process would.
+  std::vector<uint64_t> seeds;
+  for (int64_t i = 0; i < B; ++i)
+    seeds.push_back(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), int64_t(round) * B * world + rank * B + i,
+                                      static_cast<uint64_t>(generations_)));
+  d.completions = engine_->generate(d.prompt_ids, cfg_.grpo.num_generations, seeds);
+  policy_.model->train();
+  return engine_->last_stats().completion_tokens;
+}
+
+// Rewards of every completion of `d`, in completion order.
+void GrpoStage::score(Draw& d) const {
+  std::vector<reward::RewardInput> in;
+  for (const auto& c : d.completions) {
+    auto i = static_cast<size_t>(c.prompt_index);
+    in.push_back({d.prompt_texts[i], c.text, d.records[i]->row, static_cast<int64_t>(c.completion_length)});
+  }
+  d.scored = rewards_.score(in);
+}
+
+// How many groups the step trains on: the first `take` kept groups in draw order. With several
+// ranks every rank takes the same number (the smallest rank's), so all run the same micro-batches.
+// None kept: trains on draw 0 unfiltered (its keep flags set, all others cleared).
+int64_t GrpoStage::groups_to_train(Draws& draws, int64_t B) const {
+  const bool dynamic = cfg_.grpo.dynamic_sampling;
+  const bool multi_rank = dist_ && dist_->world_size() > 1;
+  int64_t take = std::min(draws.kept, B);
+  if (dynamic && multi_rank) take = static_cast<int64_t>(dist_->all_reduce(static_cast<double>(take), dist::ReduceOp::MIN));
+  const bool main = !dist_ || dist_->is_main();
   if (dynamic && take == 0) {
-    for (auto& d : draws) d.keep.assign(d.keep.size(), false);
-    draws[0].keep.assign(static_cast<size_t>(B), true);
+    for (auto& d : draws.draws) d.keep.assign(d.keep.size(), false);
+    draws.draws[0].keep.assign(static_cast<size_t>(B), true);
     take = B;
-    if (!dist_ || dist_->is_main())
-      log::warn(str("dynamic sampling: step ", step_ + 1, ": no group with reward variance in ", draws.size(),
+    if (main)
+      log::warn(str("dynamic sampling: step ", step_ + 1, ": no group with reward variance in ", draws.draws.size(),
                     " draw(s) (grpo.max_resample_rounds = ", cfg_.grpo.max_resample_rounds, "); training on the first draw"));
-  } else if (dynamic && take < B && (!dist_ || dist_->is_main())) {
+  } else if (dynamic && take < B && main) {
     log::warn(str("dynamic sampling: step ", step_ + 1, ": ", take, " of ", B, " groups with reward variance after ",
-                  draws.size() - 1, " extra draw(s) (grpo.max_resample_rounds = ", cfg_.grpo.max_resample_rounds,
+                  draws.draws.size() - 1, " extra draw(s) (grpo.max_resample_rounds = ", cfg_.grpo.max_resample_rounds,
                   "); training on those"));
   }
-  std::vector<std::string> prompt_texts;
-  reward::RewardSetResult scored;
-  for (auto& d : draws) {
-    std::vector<size_t> rows;
-    for (size_t g = 0; g < d.keep.size() && static_cast<int64_t>(gen->records.size()) < take; ++g) {
-      if (!d.keep[g]) continue;
-      const auto at = static_cast<int64_t>(gen->records.size());
-      gen->records.push_back(d.records[g]);
-      gen->prompt_ids.push_back(std::move(d.prompt_ids[g]));
-      prompt_texts.push_back(std::move(d.prompt_texts[g]));
-      for (size_t i = 0; i < d.completions.size(); ++i)
-        if (d.completions[i].prompt_index == static_cast<int64_t>(g)) {
-          rows.push_back(i);
-          gen->completions.push_back(std::move(d.completions[i]));
-          gen->completions.back().prompt_index = at;
-        }
-    }
-    append_scored_rows(scored, d.scored, rows);
-  }
-  if (dynamic) {
-    m["dynamic_sampling/extra_draws"] = static_cast<double>(draws.size() - 1);
-    m["dynamic_sampling/groups_dropped"] = static_cast<double>(dropped);
-    m["dynamic_sampling/groups_trained"] = static_cast<double>(gen->records.size());
-    sum_metric_keys_.insert("dynamic_sampling/groups_dropped");
-    sum_metric_keys_.insert("dynamic_sampling/groups_trained");
-  }
+  return take;
+}
 
-  const int64_t N = static_cast<int64_t>(gen->completions.size());
-  auto rewards = torch::empty({N}, torch::kFloat64);
-  auto prompt_index = torch::empty({N}, torch::kInt64);
-  gen->row_valid = torch::ones({N}, torch::kFloat32);
-  int64_t masked_rows = 0;
-  for (int64_t i = 0; i < N; ++i) {
-    bool masked = scored.masked[static_cast<size_t>(i)] != 0;
-    rewards[i] = masked ? NAN : static_cast<double>(scored.total[static_cast<size_t>(i)]);
-    prompt_index[i] = gen->completions[static_cast<size_t>(i)].prompt_index;
-    if (masked) gen->row_valid[i] = 0.0f, ++masked_rows;
-  }
-  auto adv = compute_advantages(rewards, prompt_index, cfg_.grpo.scale_rewards, cfg_.grpo.advantage_eps);
-  gen->advantages = adv.advantages.to(torch::kFloat32);
+// Group-relative advantages of gen's completions (a masked row's NaN reward is left out of its
+// group's stats and gets advantage 0) and gen.row_valid (0 for masked rows: left out of the loss).
+AdvantageResult GrpoStage::group_advantages(Generation& gen, const reward::RewardSetResult& scored) const {
+  const auto t = reward_tensors(scored, gen.completions);
+  const auto N = static_cast<int64_t>(gen.completions.size());
+  gen.row_valid = torch::ones({N}, torch::kFloat32);
+  auto valid = gen.row_valid.accessor<float, 1>();
+  for (int64_t i = 0; i < N; ++i)
+    if (scored.masked[static_cast<size_t>(i)] != 0) valid[i] = 0.0f;
+  auto adv = compute_advantages(t.rewards, t.prompt_index, cfg_.grpo.scale_rewards, cfg_.grpo.advantage_eps);
+  gen.advantages = adv.advantages.to(torch::kFloat32);
+  return adv;
+}
 
-  // Metrics of the generation batch.
+// Metrics of the batch's rewards: TRL's reward, reward_std and frac_reward_zero_std, each reward
+// function's mean and std, the reward functions' counters, accuracy, and the advantages' stats.
+void GrpoStage::put_reward_metrics(std::map<std::string, double>& m, const reward::RewardSetResult& scored,
+                                   const AdvantageResult& adv) {
   m["reward"] = adv.reward_mean;
   m["reward_std"] = adv.reward_std;
   m["frac_reward_zero_std"] = adv.frac_zero_std;
-  m["rewards/masked_rows"] = static_cast<double>(masked_rows);
+  m["rewards/masked_rows"] = static_cast<double>(std::count_if(scored.masked.begin(), scored.masked.end(), [](uint8_t x) { return x != 0; }));
   m["rewards/problems"] = static_cast<double>(scored.problems.size());
   for (const auto& [k, v] : scored.counters) m["rewards/" + k] = v, sum_metric_keys_.insert("rewards/" + k);
-  for (size_t f = 0; f < scored.names.size(); ++f) {
-    std::vector<double> v(scored.per_function[f].begin(), scored.per_function[f].end());
-    double mean = 0, var = 0;
-    for (double x : v) mean += x;
-    mean /= static_cast<double>(v.size());
-    for (double x : v) var += (x - mean) * (x - mean);
-    m["rewards/" + scored.names[f] + "/mean"] = mean;
-    m["rewards/" + scored.names[f] + "/std"] = v.size() > 1 ? std::sqrt(var / double(v.size() - 1)) : 0.0;
-  }
+  for (size_t f = 0; f < scored.names.size(); ++f)
+    put_mean_std(m, "rewards/" + scored.names[f], std::vector<double>(scored.per_function[f].begin(), scored.per_function[f].end()));
   auto correctness = correctness_functions(cfg_.reward);
   if (!correctness.empty()) {
     auto ok = correct_rows(scored, correctness);
@@ -248,65 +255,81 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
     for (auto o : ok) acc += o;
     m["accuracy"] = acc / static_cast<double>(ok.size());
   }
-  std::vector<double> advs(gen->advantages.data_ptr<float>(), gen->advantages.data_ptr<float>() + N);
-  put_stats(m, "advantages", advs);
+  const auto a = adv.advantages.to(torch::kCPU, torch::kFloat32).contiguous();  // [N] float32, as trained on
+  put_stats(m, "advantages", std::vector<double>(a.data_ptr<float>(), a.data_ptr<float>() + a.numel()));
+}
+
+// Metrics of the completions: lengths, the fraction truncated, tokens (prompt + completion).
+void GrpoStage::put_completion_metrics(std::map<std::string, double>& m, const Generation& gen) const {
   std::vector<double> lens;
   int64_t truncated = 0, tokens = 0;
-  for (const auto& c : gen->completions) {
+  for (const auto& c : gen.completions) {
     lens.push_back(c.completion_length);
     truncated += c.finish_reason == rollout::FinishReason::LENGTH;
     tokens += c.completion_length + c.prompt_length;
   }
   put_stats(m, "completions/length", lens);
-  m["completions/truncated_ratio"] = static_cast<double>(truncated) / static_cast<double>(N);
-  m["tokens_per_second/rollout"] = static_cast<double>(rollout_tokens) / std::max(1e-9, m["time/rollout"]);
+  m["completions/truncated_ratio"] = static_cast<double>(truncated) / static_cast<double>(gen.completions.size());
+  m["tokens_per_generation"] = static_cast<double>(tokens);
+}
 
-  // Micro-batches of per_device_train_batch_size completions, in completion order.
+// Micro-batches of per_device_train_batch_size completions, in completion order, and the number of
+// completion tokens in the loss. Rows left out of the loss: masked by a reward function, or truncated
+// (finish_reason LENGTH) when grpo.mask_truncated_completions asks.
+void GrpoStage::build_micro_batches(Generation& gen) const {
+  const auto N = static_cast<int64_t>(gen.completions.size());
   const int64_t mb = settings_.per_device_train_batch_size;
-  gen->num_tokens = 0;
+  const int64_t pad = policy_.tokenizer->special().pad.value_or(policy_.eos_ids.empty() ? 0 : static_cast<int32_t>(policy_.eos_ids[0]));
+  gen.num_tokens = 0;
   for (int64_t s = 0; s < N; s += mb) {
+    const int64_t rows = std::min(N, s + mb) - s;
     std::vector<const std::vector<int64_t>*> ps, cs;
-    for (int64_t i = s; i < std::min(N, s + mb); ++i) {
-      const auto& c = gen->completions[static_cast<size_t>(i)];
-      ps.push_back(&gen->prompt_ids[static_cast<size_t>(c.prompt_index)]);
+    auto truncated = torch::zeros({rows}, torch::kBool);  // [rows] finish_reason LENGTH
+    auto tr = truncated.accessor<bool, 1>();
+    for (int64_t i = 0; i < rows; ++i) {
+      const auto& c = gen.completions[static_cast<size_t>(s + i)];
+      ps.push_back(&gen.prompt_ids[static_cast<size_t>(c.prompt_index)]);
       cs.push_back(&c.token_ids);
+      tr[i] = c.finish_reason == rollout::FinishReason::LENGTH;
     }
-    int64_t pad = policy_.tokenizer->special().pad.value_or(policy_.eos_ids.empty() ? 0 : static_cast<int32_t>(policy_.eos_ids[0]));
     auto tb = make_token_batch(ps, cs, pad, policy_.model->device());
-    // Rows left out of the loss: masked by a reward function, or truncated when asked.
-    auto keep = gen->row_valid.narrow(0, s, tb.completion_mask.size(0)).clone();
-    if (cfg_.grpo.mask_truncated_completions)
-      for (int64_t i = 0; i < keep.size(0); ++i)
-        if (gen->completions[static_cast<size_t>(s + i)].finish_reason == rollout::FinishReason::LENGTH) keep[i] = 0.0f;
-    tb.completion_mask = tb.completion_mask * keep.to(tb.completion_mask.device()).unsqueeze(1);
-    gen->num_tokens += tb.completion_mask.sum().item<double>();
-    gen->micro.push_back(std::move(tb));
+    const auto dev = tb.completion_mask.device();
+    tb.completion_mask = tb.completion_mask * gen.row_valid.narrow(0, s, rows).to(dev).unsqueeze(1);
+    if (cfg_.grpo.mask_truncated_completions) tb.completion_mask = mask_truncated(tb.completion_mask, truncated.to(dev));
+    gen.num_tokens += tb.completion_mask.sum().item<double>();
+    gen.micro.push_back(std::move(tb));
   }
+}
 
+// Log-probs under the sampling policy (num_iterations > 1: the ratio's denominator in later
+// iterations) and under the reference model (the KL term), per micro-batch, without gradient.
+void GrpoStage::reference_logprobs(Generation& gen, std::map<std::string, double>& m) {
   auto t0 = std::chrono::steady_clock::now();
   if (cfg_.grpo.num_iterations > 1)
-    for (auto& tb : gen->micro) gen->old_logprobs.push_back(no_grad_logprobs(policy_.model, tb));
+    for (auto& tb : gen.micro) gen.old_logprobs.push_back(no_grad_logprobs(policy_.model, tb));
   if (ref_)
-    for (auto& tb : gen->micro) gen->ref_logprobs.push_back(no_grad_logprobs(ref_, tb));
+    for (auto& tb : gen.micro) gen.ref_logprobs.push_back(no_grad_logprobs(ref_, tb));
   m["time/logprobs"] = seconds_since(t0);
-  m["tokens_per_generation"] = static_cast<double>(tokens);
+}
 
-  if (metrics_log_ && cfg_.logging.log_completions_steps > 0 && step_ % cfg_.logging.log_completions_steps == 0) {
-    std::vector<nlohmann::json> samples;
-    for (int64_t i = 0; i < std::min<int64_t>(N, cfg_.logging.num_completions_to_print); ++i) {
-      const auto& c = gen->completions[static_cast<size_t>(i)];
-      nlohmann::json s = {{"prompt", prompt_texts[static_cast<size_t>(c.prompt_index)]},
-                          {"completion", c.text},
-                          {"finish_reason", std::string(rollout::finish_reason_name(c.finish_reason))},
-                          {"reward", scored.total[static_cast<size_t>(i)]},
-                          {"advantage", advs[static_cast<size_t>(i)]}};
-      for (size_t f = 0; f < scored.names.size(); ++f) s["rewards"][scored.names[f]] = scored.per_function[f][static_cast<size_t>(i)];
-      samples.push_back(std::move(s));
-    }
-    metrics_log_->log_samples(step_ + 1, samples);
+// logging.num_completions_to_print samples every logging.log_completions_steps steps.
+void GrpoStage::log_completion_samples(const Generation& gen, const GroupBatch& batch) const {
+  if (!metrics_log_ || cfg_.logging.log_completions_steps <= 0 || step_ % cfg_.logging.log_completions_steps != 0) return;
+  const auto& scored = batch.scored;
+  const auto N = static_cast<int64_t>(gen.completions.size());
+  const float* adv = gen.advantages.data_ptr<float>();  // [N] float32, CPU
+  std::vector<nlohmann::json> samples;
+  for (int64_t i = 0; i < std::min<int64_t>(N, cfg_.logging.num_completions_to_print); ++i) {
+    const auto& c = gen.completions[static_cast<size_t>(i)];
+    nlohmann::json s = {{"prompt", batch.prompt_texts[static_cast<size_t>(c.prompt_index)]},
+                        {"completion", c.text},
+                        {"finish_reason", std::string(rollout::finish_reason_name(c.finish_reason))},
+                        {"reward", scored.total[static_cast<size_t>(i)]},
+                        {"advantage", static_cast<double>(adv[i])}};
+    for (size_t f = 0; f < scored.names.size(); ++f) s["rewards"][scored.names[f]] = scored.per_function[f][static_cast<size_t>(i)];
+    samples.push_back(std::move(s));
   }
-  gen_ = std::move(gen);
-  ++generations_;
+  metrics_log_->log_samples(step_ + 1, samples);
 }
 
 bool GrpoStage::train_step(std::map<std::string, double>& m) {
@@ -358,10 +381,10 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     loss_total += lv;
     loss.backward();
     const auto& lm = res.metrics;
-    avg.add("clip_ratio/low", lm.clip_low_sum, lm.clip_count);
-    avg.add("clip_ratio/high", lm.clip_high_sum, lm.clip_count);
-    avg.add("clip_ratio/region", lm.clip_region_sum, lm.clip_count);
-    if (ref_) avg.add("kl", lm.kl_sum, lm.token_count);
+    avg.add("clip_ratio/low", host_value(lm.clip_low_sum), host_value(lm.clip_count));
+    avg.add("clip_ratio/high", host_value(lm.clip_high_sum), host_value(lm.clip_count));
+    avg.add("clip_ratio/region", host_value(lm.clip_region_sum), host_value(lm.clip_count));
+    if (ref_) avg.add("kl", host_value(lm.kl_sum), host_value(lm.token_count));
     {
       torch::NoGradGuard ng;
       auto msk = tb.completion_mask.to(torch::kFloat32);

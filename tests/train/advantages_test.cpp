@@ -99,4 +99,25 @@ TEST(Advantages, BadInputsRejected) {
   EXPECT_THROW(compute_advantages(torch::zeros({2}), torch::zeros({2}), ScaleRewards::GROUP), grpo::InputError);
 }
 
+TEST(Advantages, NanMeanStdSkipsNanAndIsUnbiased) {
+  // {1, NaN, 3, 5}: three values, mean 3, deviations -2 0 2, ss = 8, unbiased var 8 / 2 = 4, std 2.
+  auto s = grpo::train::nan_mean_std({1.0, std::nan(""), 3.0, 5.0});
+  EXPECT_EQ(s.count, 3);
+  EXPECT_EQ(s.mean, 3.0);
+  EXPECT_EQ(s.std, 2.0);
+  // One value: a mean but no std; none: neither.
+  s = grpo::train::nan_mean_std({std::nan(""), 0.25});
+  EXPECT_EQ(s.count, 1);
+  EXPECT_EQ(s.mean, 0.25);
+  EXPECT_TRUE(std::isnan(s.std));
+  s = grpo::train::nan_mean_std({});
+  EXPECT_EQ(s.count, 0);
+  EXPECT_TRUE(std::isnan(s.mean) && std::isnan(s.std));
+  // The batch stats of compute_advantages are these: rewards {0, 1, NaN, 1} -> mean 2/3,
+  // ss = 4/9 + 1/9 + 1/9 = 2/3, var 1/3.
+  auto res = compute_advantages(torch::tensor({0.0, 1.0, std::nan(""), 1.0}), torch::tensor({0, 0, 1, 1}), ScaleRewards::GROUP);
+  EXPECT_NEAR(res.reward_mean, 2.0 / 3, 1e-15);
+  EXPECT_NEAR(res.reward_std, std::sqrt(1.0 / 3), 1e-15);
+}
+
 }  // namespace

@@ -25,6 +25,18 @@ struct AdvantageResult {
   int64_t num_groups = 0;
 };
 
+/// Mean and unbiased (Bessel-corrected) std of the non-NaN values of a list, as
+/// trl.trainer.utils.nanstd computes them. One definition for the advantages and the trainer's
+/// metrics, so they agree to the last bit.
+struct MeanStd {
+  double mean = 0;    // NaN when count == 0
+  double std = 0;     // sqrt(sum (x - mean)^2 / (count - 1)); NaN when count < 2
+  int64_t count = 0;  // values that are not NaN
+};
+
+/// MeanStd of `v`: float64 sums in the order of `v`, NaN values skipped (an infinity is kept).
+MeanStd nan_mean_std(const std::vector<double>& v);
+
 /// Advantages of N completions. `rewards` [N], any floating dtype (NaN = unscorable); `prompt_index`
 /// [N], integer: completions with the same value form one group (order in the batch does not matter,
 /// groups may have different sizes). scale: GROUP divides by the group's std, BATCH by the std of the

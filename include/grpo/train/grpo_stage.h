@@ -13,6 +13,8 @@
 #include "grpo/data/dataset.h"
 #include "grpo/reward/reward_set.h"
 #include "grpo/rollout/engine.h"
+#include "grpo/train/advantages.h"
+#include "grpo/train/group_selection.h"
 #include "grpo/train/stage_runner.h"
 #include "grpo/train/token_batch.h"
 
@@ -33,7 +35,24 @@ class GrpoStage : public StageRunner {
 
  private:
   struct Generation;  // one generation batch (completions, advantages, log-probs)
+  struct Draws;       // the draws of one generation batch, with dynamic sampling's counts
+
+  // generate() runs these steps in this order (the order of the loader, the seeds and the
+  // arithmetic is what makes runs reproducible):
   void generate(std::map<std::string, double>& metrics);
+  GroupBatch select_groups(int64_t B, std::map<std::string, double>& metrics);
+  Draws draw_groups(int64_t B, std::map<std::string, double>& metrics);
+  void draw_prompts(Draw& d, int64_t B);
+  int64_t roll_out(Draw& d, int round, int64_t B);
+  void score(Draw& d) const;
+  int64_t groups_to_train(Draws& draws, int64_t B) const;
+  AdvantageResult group_advantages(Generation& gen, const reward::RewardSetResult& scored) const;
+  void put_reward_metrics(std::map<std::string, double>& metrics, const reward::RewardSetResult& scored,
+                          const AdvantageResult& adv);
+  void put_completion_metrics(std::map<std::string, double>& metrics, const Generation& gen) const;
+  void build_micro_batches(Generation& gen) const;
+  void reference_logprobs(Generation& gen, std::map<std::string, double>& metrics);
+  void log_completion_samples(const Generation& gen, const GroupBatch& batch) const;
   torch::Tensor no_grad_logprobs(model::Transformer& model, const TokenBatch& b);
 
   const reward::RewardSet& rewards_;
