@@ -2,6 +2,7 @@
 
 #include "grpo/cli/commands.h"
 #include "grpo/config/config.h"
+#include "grpo/config/paths.h"
 
 namespace grpo::cli {
 namespace {
@@ -9,6 +10,7 @@ namespace {
 struct ConfigArgs {
   std::string file;
   std::vector<std::string> overrides;
+  bool no_files = false;  // check: values only, not whether the named files exist
 };
 
 void add_file_args(CLI::App* sub, ConfigArgs& a) {
@@ -48,8 +50,11 @@ void register_config_commands(CLI::App& app) {
   static ConfigArgs check_args, show_args;
   auto* check = cfg->add_subcommand("check", "Validate a config (with overrides); exit 0 when valid, 2 with one error line when not");
   add_file_args(check, check_args);
+  check->add_flag("--no-files", check_args.no_files,
+                  "Check the values only, not that model.path, tokenizer.path and the data files exist");
   check->callback([] {
     auto loaded = config::load_config(check_args.file, check_args.overrides);
+    if (!check_args.no_files) config::check_paths_exist(loaded.config, loaded.provenance);
     std::cout << "ok: " << check_args.file << " (" << loaded.files.size() << " file(s), "
               << check_args.overrides.size() << " override(s))\n";
   });

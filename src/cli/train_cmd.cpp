@@ -73,6 +73,22 @@ void run_training(const TrainArgs& a, bool sft_only) {
   }
 }
 
+// `grpo train --help`'s metric list: what to watch, and why `loss` is not it (docs/training.md,
+// "Why the logged loss is 0").
+const char* const kTrainMetricsHelp =
+    "Metrics (metrics.jsonl, TensorBoard; progress line: loss, reward, accuracy):\n"
+    "  reward, reward_std, rewards/<fn>/mean   the rewards of the step's completions: what training raises\n"
+    "  accuracy                                fraction of completions the correctness reward scores right\n"
+    "  grad_norm                               gradient norm before clipping: the size of the update\n"
+    "  kl                                      KL to the reference model (grpo.beta > 0)\n"
+    "  clip_ratio/low|high|region              fraction of tokens clipped (> 0 only when grpo.num_iterations > 1)\n"
+    "  entropy, completions/length/*, completions/truncated_ratio, frac_reward_zero_std, learning_rate\n"
+    "  loss                                    0 or near it at on-policy steps while the gradient is not:\n"
+    "                                          there the policy ratio is exactly 1, so the loss is minus the\n"
+    "                                          mean advantage (advantages are centred per group: exactly 0 for\n"
+    "                                          grpo.loss_type grpo) plus beta * KL, while its gradient is the\n"
+    "                                          policy gradient. Watch reward and grad_norm instead.\n";
+
 }  // namespace
 
 void register_train_commands(CLI::App& app) {
@@ -81,6 +97,7 @@ void register_train_commands(CLI::App& app) {
   add_config_args(train, train_args);
   train->add_option("--resume", train_args.resume, "auto (newest valid checkpoint) or a checkpoint directory");
   train->add_flag("--overwrite", train_args.overwrite, "Delete trainer.output_dir first");
+  train->footer(kTrainMetricsHelp);
   train->callback([] { run_training(train_args, false); });
 
   auto* sft = app.add_subcommand("sft", "Supervised fine-tuning (one sft stage unless cfg.stages says otherwise)");

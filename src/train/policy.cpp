@@ -60,6 +60,8 @@ NamedTensors policy_weights(model::Transformer& model) {
 Policy load_policy(const config::Config& cfg) {
   Policy p;
   const std::string& path = cfg.model.path;
+  // Named by its key here: otherwise the first to notice is the tokenizer, taken from the model path.
+  GRPO_REQUIRE(path.empty() || sfs::exists(path), "model.path: ", path, ": no such file or directory");
   torch::Device device = model::resolve_device(cfg.model.device);
   if (!path.empty() && is_weights_dir(path)) {
     // A grpo weights directory: rebuild from its own resolved config, then load its weights.
