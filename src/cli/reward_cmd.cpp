@@ -12,6 +12,7 @@
 
 #include "grpo/cli/commands.h"
 #include "grpo/config/config.h"
+#include "grpo/data/escape.h"
 #include "grpo/reward/reward_set.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
@@ -51,7 +52,7 @@ reward::RewardInput parse_row(const std::string& line, const std::string& where)
   try {
     row = nlohmann::json::parse(line);
   } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(str(where, ": invalid JSON: ", e.what()));
+    throw InputError(str(where, ": invalid JSON: ", data::escape_for_terminal(e.what())));
   }
   if (!row.is_object()) throw InputError(str(where, ": each line must be a JSON object, got ", row.type_name()));
   if (!row.contains("completion"))
@@ -102,6 +103,8 @@ void run(const RewardArgs& a) {
     row_line.push_back(lineno);
   }
   if (in.bad()) throw InputError(str(a.input, ": read error"));
+  // As grpo generate refuses an empty prompts file: 0 rows scored is a mistake (wrong file), not a result.
+  GRPO_REQUIRE(!rows.empty(), a.input, ": no rows to score (the file is empty or has only blank lines)");
 
   const auto& names = set.names();
   std::vector<Summary> per(names.size());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "grpo/data/escape.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/log.h"
@@ -18,7 +19,7 @@ std::string type_name(const json& j) { return j.type_name(); }
 // nlohmann's message without its "[json.exception.parse_error.101] parse error at line 1, column 5: "
 // prefix (the line is ours to report).
 std::string short_parse_error(const json::parse_error& e) {
-  std::string w = e.what();
+  std::string w = escape_for_terminal(e.what());
   auto p = w.find(": ");
   if (w.rfind("[json.exception", 0) == 0 && p != std::string::npos) {
     auto q = w.find(": ", p + 2);  // after "parse error at line L, column C"
@@ -110,7 +111,8 @@ std::string record_problem(const json& row, const config::DataConfig& cfg) {
     return str("field '", cfg.prompt_field, "' must be a string or a list of {role, content} messages, got ", type_name(p));
   }
   if (!cfg.answer_field.empty() && !row.contains(cfg.answer_field))
-    return str("missing field '", cfg.answer_field, "' (data.answer_field)");
+    return str("missing field '", cfg.answer_field, "' (data.answer_field: a configured reward reads it; if none does, ",
+               "data.answer_field: \"\" turns this check off)");
   return "";
 }
 

@@ -86,6 +86,35 @@ bool has_reward_factory(config::RewardKind kind) {
   return r.factories.count(kind) > 0;
 }
 
+std::set<std::string> reference_fields(const config::RewardConfig& cfg) {
+  using config::RewardKind;
+  std::set<std::string> out;
+  auto add = [&](const config::RewardFunctionConfig& f) {
+    switch (f.name) {
+      case RewardKind::MATH_ANSWER: out.insert(f.math_answer.reference_field); break;
+      case RewardKind::COUNTDOWN: out.insert({f.countdown.numbers_field, f.countdown.target_field}); break;
+      case RewardKind::CODE: out.insert(f.code.tests_field); break;
+      case RewardKind::FORMAT:
+      case RewardKind::LANGUAGE_CONSISTENCY:
+      case RewardKind::LENGTH: break;
+    }
+  };
+  for (const auto& f : cfg.functions) {
+    add(f);
+    if (f.name != RewardKind::LENGTH || f.length.mode != config::LengthMode::COSINE) continue;
+    // The cosine length reward judges correctness with the first entry of its kind (make_length).
+    config::RewardFunctionConfig inner;
+    inner.name = f.length.correctness;
+    for (const auto& g : cfg.functions)
+      if (g.name == inner.name) {
+        inner = g;
+        break;
+      }
+    add(inner);
+  }
+  return out;
+}
+
 std::unique_ptr<RewardFunction> make_reward_function(const config::RewardFunctionConfig& entry,
                                                      const config::RewardConfig& all) {
   plug_in_optional_kinds();

@@ -7,6 +7,7 @@
 
 #include "grpo/data/prompt.h"
 #include "grpo/model/block.h"
+#include "grpo/reward/registry.h"
 #include "grpo/util/log.h"
 #include "grpo/util/progress.h"
 
@@ -45,14 +46,21 @@ void install_stop_handlers() {
 
 std::vector<tok::ChatMessage> prompt_messages(const data::Record& r, const config::Config& cfg) {
   std::vector<tok::ChatMessage> out;
-  for (auto& m : data::render_prompt(r, cfg.data)) out.push_back({m.role, m.content});
+  for (auto& m : data::render_prompt(r, dataset_config(cfg))) out.push_back({m.role, m.content});
   return out;
+}
+
+config::DataConfig dataset_config(const config::Config& cfg) {
+  config::DataConfig dc = cfg.data;
+  // The answer is required only when a reward reads it (a length-only run needs no answers).
+  if (!reward::reference_fields(cfg.reward).count(dc.answer_field)) dc.answer_field.clear();
+  return dc;
 }
 
 std::unique_ptr<data::Dataset> load_prompt_dataset(const std::string& path, const config::Config& cfg,
                                                    const Policy& policy) {
   GRPO_REQUIRE(!path.empty(), "data.train_file is empty: give a JSONL file, or set task.name to generate one");
-  auto ds = std::make_unique<data::Dataset>(data::Dataset::load(path, cfg.data));
+  auto ds = std::make_unique<data::Dataset>(data::Dataset::load(path, dataset_config(cfg)));
   int64_t dropped = ds->drop_long_prompts(
       [&](const data::Record& r) { return static_cast<int64_t>(encode_prompt(policy, prompt_messages(r, cfg)).size()); },
       cfg.data.max_prompt_length);

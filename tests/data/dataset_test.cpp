@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "grpo/data/dataset.h"
+#include "grpo/data/escape.h"
 #include "grpo/util/error.h"
 
 namespace {
@@ -91,6 +92,28 @@ TEST(Dataset, BadJsonlRecordNamesFileAndLine) {
   EXPECT_NE(e.find(p + ":1: missing field 'answer'"), std::string::npos) << e;
   cfg.answer_field = "";  // no answer needed (e.g. a reward model task)
   EXPECT_EQ(Dataset::load(p, cfg).size(), 1u);
+}
+
+// A row with a byte that is not UTF-8: the error names the line and shows the byte as \xff, never
+// the raw byte (which a terminal would print as garbage or interpret).
+TEST(Dataset, NonUtf8ByteInARowIsEscapedInTheError) {
+  auto p = write_tmp("latin1.jsonl", "{\"prompt\": \"ok\", \"answer\": 1}\n{\"prompt\": \"caf\xe9 \xff\", \"answer\": 1}\n");
+  auto e = error_of(p, DataConfig{});
+  EXPECT_NE(e.find(p + ":2: invalid JSON"), std::string::npos) << e;
+  EXPECT_NE(e.find("\\xe9"), std::string::npos) << e;
+  for (unsigned char c : e) EXPECT_LT(c, 0x80) << "raw byte in the message: " << e;
+}
+
+TEST(Dataset, EscapeForTerminalKeepsUtf8AndEscapesTheRest) {
+  using grpo::data::escape_for_terminal;
+  const std::string utf8 = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";  // é, €, U+1F600
+  EXPECT_EQ(escape_for_terminal(utf8), utf8);
+  EXPECT_EQ(escape_for_terminal("a\xff"), "a\\xff");
+  EXPECT_EQ(escape_for_terminal("\xc0\xaf"), "\\xc0\\xaf");              // overlong '/'
+  EXPECT_EQ(escape_for_terminal("\xed\xa0\x80"), "\\xed\\xa0\\x80");     // a surrogate
+  EXPECT_EQ(escape_for_terminal("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
+  EXPECT_EQ(escape_for_terminal("\xe2\x82"), "\\xe2\\x82");                // cut short
+  EXPECT_EQ(escape_for_terminal("\x1b[31m\n"), "\\x1b[31m\\x0a");          // control characters
 }
 
 TEST(Dataset, BadArrayElementNamesItsLine) {

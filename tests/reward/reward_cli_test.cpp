@@ -114,6 +114,28 @@ TEST_F(RewardCli, MissingCompletionNamesFileAndLine) {
   EXPECT_NE(r.output.find("nocomp.jsonl:2: missing field \"completion\""), std::string::npos) << r.output;
 }
 
+// As grpo generate does for an empty prompts file: nothing to score is an error, not 0 rows and exit 0.
+TEST_F(RewardCli, EmptyInputIsAnError) {
+  for (const char* text : {"", "\n  \n\t\n"}) {
+    std::string in = write("empty.jsonl", text);
+    std::string out = (dir_ / "scored.jsonl").string();
+    ProcessResult r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in + " --out " + out);
+    EXPECT_EQ(r.rc, 2) << r.output;
+    EXPECT_NE(r.output.find("grpo: error: " + in + ": no rows to score (the file is empty or has only blank lines)"),
+              std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
+TEST_F(RewardCli, NonUtf8ByteIsEscaped) {
+  std::string in = write("latin1.jsonl", "{\"completion\": \"caf\xe9\"}\n");
+  ProcessResult r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);
+  EXPECT_EQ(r.rc, 2) << r.output;
+  EXPECT_NE(r.output.find("latin1.jsonl:1: invalid JSON"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\\xe9"), std::string::npos) << r.output;
+  for (unsigned char c : r.output) EXPECT_LT(c, 0x80) << r.output;
+}
+
 TEST_F(RewardCli, NonObjectAndMissingFile) {
   std::string in = write("arr.jsonl", "[1, 2]\n");
   ProcessResult r = run("reward " + (dir_ / "cfg.yaml").string() + " --input " + in);

@@ -12,6 +12,8 @@
 // config with `code` throws grpo::InputError.
 #include <functional>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "grpo/config/reward_config.h"
 #include "grpo/reward/reward_function.h"
@@ -28,6 +30,11 @@ void register_reward_factory(config::RewardKind kind, RewardFactory factory);
 
 /// True when a factory for `kind` is registered.
 bool has_reward_factory(config::RewardKind kind);
+
+/// The dataset fields the configured functions read from each row (math_answer's reference_field,
+/// countdown's numbers_field and target_field, code's tests_field, and those of the correctness kind
+/// of a cosine length reward). The data loader requires data.answer_field only when it is one of them.
+std::set<std::string> reference_fields(const config::RewardConfig& cfg);
 
 /// Builds the function for `entry`. Throws grpo::InputError when no factory is registered for its
 /// kind, or when its parameters are invalid (e.g. an answer_regex RE2 cannot compile).

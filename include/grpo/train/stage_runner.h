@@ -110,6 +110,10 @@ class StageRunner {
   int64_t nonfinite_total_ = 0;
 };
 
+/// cfg.data as the dataset loader should apply it: data.answer_field cleared (not required) when
+/// no configured reward reads that field (reward::reference_fields).
+config::DataConfig dataset_config(const config::Config& cfg);
+
 /// Loads a dataset with the config's field names and drops prompts longer than
 /// data.max_prompt_length tokens (counted).
 std::unique_ptr<data::Dataset> load_prompt_dataset(const std::string& path, const config::Config& cfg,
