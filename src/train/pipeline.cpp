@@ -80,6 +80,23 @@ std::vector<config::StageConfig> stages_of(const config::Config& cfg, bool sft_o
   return {s};
 }
 
+// The key that sets a stage's step count, for messages.
+std::string max_steps_key(const config::StageConfig& st, size_t i) {
+  return st.max_steps > 0 ? str("stages.", i, ".max_steps") : std::string("trainer.max_steps");
+}
+
+// Extending stage i is refused once a later stage has started: that stage trained from stage i's
+// old final weights, and continuing stage i would leave it describing weights that no longer exist.
+void require_no_later_stage(const sfs::path& out, const std::vector<config::StageConfig>& stages, size_t i,
+                            int64_t done, int64_t wanted) {
+  for (size_t k = i + 1; k < stages.size(); ++k) {
+    const sfs::path later = out / ("stage-" + std::to_string(k + 1) + "-" + std::string(config::enum_name(stages[k].kind)));
+    GRPO_REQUIRE(!sfs::exists(later), "stage ", i + 1, " finished at ", done, " steps and the config now asks for ", wanted,
+                 ", but stage ", k + 1, " has already trained from its final weights (", later.string(),
+                 "): continue the last stage only, or train the longer pipeline into a new trainer.output_dir");
+  }
+}
+
 }  // namespace
 
 std::pair<std::string, std::string> prepare_task_data(config::Config& cfg, bool force) {
@@ -98,6 +115,10 @@ std::pair<std::string, std::string> prepare_task_data(config::Config& cfg, bool 
 }
 
 std::string format_stage_table(const std::vector<StageReport>& stages) {
+  // Without a held-out set no stage is evaluated: a header over no rows would look like a failure.
+  if (std::none_of(stages.begin(), stages.end(), [](const StageReport& s) { return s.evaluated; }))
+    return "no held-out set, so no end-of-run evaluation: set data.eval_file (a JSONL file of prompts with their "
+           "reference fields) or, for a built-in task, task.num_eval > 0\n";
   std::ostringstream os;
   os << std::fixed << std::setprecision(3);
   std::vector<std::string> reward_keys;
@@ -160,6 +181,10 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
   if (is_main) config::write_resolved_config(cfg, out.string());
   ddp->check_same_fingerprint(dist::run_fingerprint(config::dump_config(cfg)));
 
+  // An explicit checkpoint is checked before anything else, so that a corrupt one fails the same
+  // way whether or not the stage it belongs to has finished (a finished stage never loads it).
+  if (!resume.empty() && resume != "auto") find_resume(resume, out.string());
+
   auto stages = stages_of(cfg, opts.sft_only);
   PipelineResult result;
   std::string prev_final;  // final weights of the previous stage
@@ -176,19 +201,32 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
     config::Config scfg = cfg;
     if (!prev_final.empty()) scfg.model.path = prev_final;
     const sfs::path final_dir = dir / "final";
+    const int64_t max_steps = st.max_steps > 0 ? st.max_steps : cfg.trainer.max_steps;
+    int64_t finished_steps = -1;  // >= 0: a finished stage that the config now asks to extend
     if (sfs::exists(dir / "stage.json")) {
       auto j = nlohmann::json::parse(fs::read_file((dir / "stage.json").string()));
       report.steps = j.value("steps", int64_t{0});
-      report.evaluated = j.contains("eval");
-      if (report.evaluated) report.eval = eval_from_json(j["eval"]);
-      log::info(str("stage ", i + 1, " (", name, ") already finished: ", dir.string()));
-      result.stages.push_back(report);
-      prev_final = final_dir.string();
-      continue;
+      const std::string key = max_steps_key(st, i);
+      if (max_steps > report.steps) {
+        require_no_later_stage(out, stages, i, report.steps, max_steps);
+        finished_steps = report.steps;
+        log::info(str("stage ", i + 1, " (", name, ") finished at ", report.steps, " steps; ", key, " is now ", max_steps,
+                      ": continuing it for ", max_steps - report.steps, " more steps"));
+      } else {
+        report.evaluated = j.contains("eval");
+        if (report.evaluated) report.eval = eval_from_json(j["eval"]);
+        log::info(str("stage ", i + 1, " (", name, ") already finished at ", report.steps, " steps (", key, " = ",
+                      max_steps, "): ", dir.string(), "; to train it further, raise ", key,
+                      " and run again with --resume auto"));
+        result.stages.push_back(report);
+        prev_final = final_dir.string();
+        continue;
+      }
     }
     StageSettings ss;
     ss.kind = st.kind;
-    ss.max_steps = st.max_steps > 0 ? st.max_steps : cfg.trainer.max_steps;
+    ss.max_steps = max_steps;
+    ss.finished_steps = finished_steps;
     ss.learning_rate = st.learning_rate.value_or(cfg.optimizer.learning_rate);
     ss.per_device_train_batch_size = st.per_device_train_batch_size > 0 ? st.per_device_train_batch_size
                                                                         : cfg.trainer.per_device_train_batch_size;

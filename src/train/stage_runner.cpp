@@ -111,6 +111,9 @@ StageRunner::~StageRunner() = default;
 void StageRunner::try_resume() {
   std::optional<std::string> path = find_resume(settings_.resume, settings_.dir);
   std::optional<std::string> history;
+  GRPO_REQUIRE(path || settings_.finished_steps < 0, "stage ", config::enum_name(settings_.kind), " finished at ",
+               settings_.finished_steps, " steps but ", settings_.dir, "/checkpoints holds no valid checkpoint to continue from",
+               " (to train ", settings_.max_steps, " steps from the start, pass --overwrite or choose another trainer.output_dir)");
   if (path) {
     auto loaded = load_checkpoint(*path, policy_weights(policy_.model), optimizer_.get());
     const auto& st = loaded.state;
@@ -125,6 +128,12 @@ void StageRunner::try_resume() {
     nonfinite_total_ = st.extra.value("nonfinite_steps", int64_t{0});
     restore_extra_state(st.extra.value("stage", nlohmann::json::object()));
     log::info(str("resumed from ", *path, " at step ", step_));
+    // The schedule is recomputed over this run's max_steps (as transformers' Trainer does when it
+    // resumes with a larger max_steps): docs/checkpoints.md, "Extending a finished run".
+    const int64_t saved_total = st.scheduler.value("total", schedule_->total_steps());
+    if (saved_total != schedule_->total_steps())
+      log::info(str("learning-rate schedule over ", schedule_->total_steps(), " steps (the checkpoint's run planned ",
+                    saved_total, "): recomputed over the new total"));
   }
   if (!dist_ || dist_->is_main()) metrics_log_ = std::make_unique<MetricsLogger>(settings_.dir, cfg_.logging.report_to, history);
 }

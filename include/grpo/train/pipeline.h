@@ -44,7 +44,8 @@ PipelineResult run_pipeline(const config::Config& cfg, const PipelineOptions& op
 /// output_dir/data/). Returns the two paths.
 std::pair<std::string, std::string> prepare_task_data(config::Config& cfg, bool force);
 
-/// The table of stage results (accuracy, pass@k, per-function rewards, completion length).
+/// The table of stage results (accuracy, pass@k, per-function rewards, completion length); when no
+/// stage was evaluated (no held-out set), one line saying so and how to add one.
 std::string format_stage_table(const std::vector<StageReport>& stages);
 
 }  // namespace grpo::train

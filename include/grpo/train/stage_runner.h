@@ -38,6 +38,9 @@ struct StageSettings {
   std::string response_field = "solution";
   std::string dir;     // the stage's run directory (checkpoints/, metrics.jsonl, final/)
   std::string resume;  // "", "auto" or a checkpoint path
+  /// >= 0: the stage had finished at this many steps and max_steps is now larger, so it continues
+  /// from its checkpoint (one must exist: training it again from step 0 would not be an extension).
+  int64_t finished_steps = -1;
 };
 
 class StageRunner {
