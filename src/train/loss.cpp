@@ -25,11 +25,11 @@ void require_same_shape(const torch::Tensor& t, const torch::Tensor& ref, const 
                t.sizes());
 }
 
-// Sum of x over the masked entries, as a double (metrics only; no graph).
-double masked_sum(const torch::Tensor& x, const torch::Tensor& m) {
+// Sum of x over the masked entries, [] in x's dtype (metrics only; no graph).
+torch::Tensor masked_sum(const torch::Tensor& x, const torch::Tensor& m) {
   torch::NoGradGuard ng;
-  if (x.size(-1) == 1 && m.size(-1) != 1) return x.detach().sum().item<double>();
-  return (x.detach() * m).sum().item<double>();
+  if (x.size(-1) == 1 && m.size(-1) != 1) return x.detach().sum();
+  return (x.detach() * m).sum();
 }
 
 }  // namespace
@@ -116,15 +116,17 @@ LossResult compute_loss(const LossInputs& in, const LossOptions& opt, const Loss
   LossResult res;
   {
     torch::NoGradGuard ng;
-    res.metrics.policy_loss = loss.detach().item<double>();
     const auto is_low = ((coef_1 < 1.0 - opt.epsilon_low) & (adv < 0)).to(dt);
     const auto is_high = ((coef_1 > 1.0 + opt.epsilon_high) & (adv > 0)).to(dt);
     const auto is_region = ((is_low + is_high) > 0).to(dt);
     res.metrics.clip_low_sum = masked_sum(is_low, m);
     res.metrics.clip_high_sum = masked_sum(is_high, m);
     res.metrics.clip_region_sum = masked_sum(is_region, m);
-    res.metrics.token_count = m.sum().item<double>();
-    res.metrics.clip_count = is_low.size(-1) == 1 ? static_cast<double>(B) : res.metrics.token_count;
+    res.metrics.token_count = m.sum();
+    res.metrics.clip_count =
+        is_low.size(-1) == 1 ? torch::full({}, static_cast<double>(B), m.options()) : res.metrics.token_count;
+    res.metrics.kl_sum = torch::zeros({}, m.options());
+    res.metrics.entropy_sum = torch::zeros({}, m.options());
     if (use_kl) {
       res.metrics.kl_sum = masked_sum(kl, m);
     } else if (in.ref_logprobs.defined()) {
@@ -134,7 +136,7 @@ LossResult compute_loss(const LossInputs& in, const LossOptions& opt, const Loss
       res.metrics.kl_sum = masked_sum(torch::exp(d) - d - 1.0, ref_ok.to(dt));
     }
     if (in.entropies.defined())
-      res.metrics.entropy_sum = (torch::where(sel, in.entropies.detach().to(dt), zeros)).sum().item<double>();
+      res.metrics.entropy_sum = (torch::where(sel, in.entropies.detach().to(dt), zeros)).sum();
   }
   if (use_entropy) {
     const auto ent = torch::where(sel, in.entropies.to(dt), zeros);

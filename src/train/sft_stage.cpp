@@ -44,7 +44,10 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
   double denom = dist_ && world > 1 ? dist_->global_normalizer(local_tokens) : local_tokens;
   denom = std::max(1.0, denom);
 
-  double loss_total = 0, correct = 0;
+  // The step's loss and correct-token count stay on the device ([] float64, summed in micro-batch
+  // order) until the one copy that reads them (StepMetrics::fetch).
+  StepMetrics sm;
+  torch::Tensor loss_total, correct;
   int64_t pad = policy_.tokenizer->special().pad.value_or(static_cast<int32_t>(std::max<int64_t>(eos, 0)));
   const double aux_coef = policy_.model->spec().moe.num_experts > 0 ? policy_.model->spec().moe.router_aux_loss_coef : 0.0;
   for (int k = 0; k < ga; ++k) {
@@ -55,23 +58,26 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
     auto lp = completion_logprobs(policy_.model, tb, 1.0, cfg_.trainer.bf16);
     auto loss = -(lp.logprobs * tb.completion_mask).sum() / denom;
     if (aux_coef > 0) loss = loss + lp.aux_loss * (aux_coef / ga);
-    loss_total += loss.item<double>();
+    auto lv = loss.detach().to(torch::kFloat64);
+    loss_total = k == 0 ? lv : loss_total + lv;
     loss.backward();
     torch::NoGradGuard ng;
     // Fraction of response tokens the model gives probability > 1/2 (then surely its argmax).
-    correct += ((lp.logprobs.detach() > std::log(0.5)).to(torch::kFloat32) * tb.completion_mask).sum().item<double>();
+    auto c = ((lp.logprobs.detach() > std::log(0.5)).to(torch::kFloat32) * tb.completion_mask).sum().to(torch::kFloat64);
+    correct = k == 0 ? c : correct + c;
   }
-  m["loss"] = loss_total;
-  m["token_prob_above_half"] = correct / std::max(1.0, local_tokens);
-  m["num_tokens"] = local_tokens;
-  bool finite = ranks_agree_finite(std::isfinite(loss_total));
+  sm.add_mean("loss", loss_total);
+  sm.add_mean("token_prob_above_half", correct, std::max(1.0, local_tokens));
+  sm.add_sum("num_tokens", local_tokens);
+  const double loss_value = sm.value("loss");  // the step's one device-to-host copy
+  bool finite = ranks_agree_finite(std::isfinite(loss_value));
   double norm = 0;
-  if (finite) norm = apply_gradients(m);
-  else discard_gradients(), m["grad_norm"] = NAN;
+  if (finite) norm = apply_gradients(sm);
+  else discard_gradients(), sm.add_mean("grad_norm", NAN);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  m["time/update"] = secs;
-  m["tokens_per_second"] = local_tokens / std::max(1e-9, secs);
-  reduce_metrics_over_ranks(m);
+  sm.add_mean("time/update", secs);
+  sm.add_sum("tokens_per_second", local_tokens / std::max(1e-9, secs));
+  for (const auto& [k, v] : reduce_metrics(sm)) m[k] = v;
   return finite && std::isfinite(norm);
 }
 

@@ -169,21 +169,21 @@ void StageRunner::save(const std::string& why) {
   if (dist_ && dist_->world_size() > 1) dist_->barrier();
 }
 
-double StageRunner::apply_gradients(std::map<std::string, double>& metrics) {
+double StageRunner::apply_gradients(StepMetrics& metrics) {
   if (reducer_) {
     // The wait for the gradient all-reduce that backward did not hide (buckets still in flight).
     auto t0 = std::chrono::steady_clock::now();
     reducer_->synchronize();
-    metrics["time/grad_sync"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    metrics.add_mean("time/grad_sync", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   std::vector<torch::Tensor> params;
   for (auto& p : policy_.model->parameters())
     if (p.requires_grad() && p.grad().defined()) params.push_back(p);
   double max_norm = cfg_.optimizer.max_grad_norm > 0 ? cfg_.optimizer.max_grad_norm : INFINITY;
   double norm = params.empty() ? 0.0 : torch::nn::utils::clip_grad_norm_(params, max_norm);
-  metrics["grad_norm"] = norm;
+  metrics.add_mean("grad_norm", norm);
   double lr = settings_.learning_rate * schedule_->factor(step_);
-  metrics["learning_rate"] = lr;
+  metrics.add_mean("learning_rate", lr);
   if (!std::isfinite(norm)) {
     optimizer_->zero_grad();
     return norm;
@@ -223,65 +223,30 @@ void StageRunner::sum_expert_load_over_ranks() {
   }
 }
 
+std::map<std::string, double> StageRunner::reduce_metrics(StepMetrics& metrics) { return metrics.reduce(dist_.get()); }
+
+double StageRunner::apply_gradients(std::map<std::string, double>& metrics) {
+  StepMetrics sm;
+  const double norm = apply_gradients(sm);
+  for (const auto& [k, v] : sm.local()) metrics[k] = v;
+  return norm;
+}
+
 void StageRunner::reduce_metrics_over_ranks(std::map<std::string, double>& m) {
   if (!dist_ || dist_->world_size() <= 1) return;
-  using dist::ReduceOp;
   auto ends_with = [](const std::string& s, std::string_view x) {
     return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
   };
-  auto op_of = [&](const std::string& k) {
-    if (ends_with(k, "/min")) return 'n';
-    if (ends_with(k, "/max")) return 'x';
-    if (k == "num_tokens" || k == "tokens_per_generation" || k == "rewards/masked_rows" || k == "rewards/problems" ||
-        k.rfind("tokens_per_second", 0) == 0 || sum_metric_keys_.count(k))
-      return 's';
-    return 'm';
-  };
-  // The union of the ranks' keys (a reward counter such as rewards/code/status/timeout exists only
-  // on ranks that saw one), each with the reduction its owner chose. One collective compares a hash
-  // of the key lists; only when they differ are the lists gathered (through the TCPStore).
-  std::string mine;
-  for (const auto& [k, v] : m) mine += std::string(1, op_of(k)) + k + '\n';
-  const auto h = static_cast<int64_t>(std::hash<std::string>{}(mine) >> 1);
-  auto check = torch::tensor({h, -h}, torch::kInt64);
-  dist_->all_reduce(check, ReduceOp::MIN);
-  const bool same = check[0].item<int64_t>() == h && check[1].item<int64_t>() == -h;
-  std::map<std::string, char> ops;
-  for (const auto& s : same ? std::vector<std::string>{mine} : dist_->all_gather_string(mine))
-    for (size_t at = 0; at < s.size();) {
-      size_t nl = s.find('\n', at);
-      ops.emplace(s.substr(at + 1, nl - at - 1), s[at]);
-      at = nl + 1;
-    }
-  // Then three collectives: sums (sum keys: value; mean keys: value and presence, so a key missing on
-  // a rank is the mean over the ranks that have it), minima and maxima (missing: +-inf).
-  std::vector<double> sums, mins, maxs;
-  for (const auto& [k, op] : ops) {
-    auto it = m.find(k);
-    const bool have = it != m.end();
-    const double v = have ? it->second : 0.0;
-    if (op == 's') sums.push_back(v);
-    else if (op == 'm') sums.push_back(v), sums.push_back(have ? 1.0 : 0.0);
-    else if (op == 'n') mins.push_back(have ? v : INFINITY);
-    else maxs.push_back(have ? v : -INFINITY);
+  StepMetrics sm;
+  for (const auto& [k, v] : m) {
+    if (ends_with(k, "/min")) sm.add_min(k, v);
+    else if (ends_with(k, "/max")) sm.add_max(k, v);
+    else if (k == "num_tokens" || k == "tokens_per_generation" || k == "rewards/masked_rows" || k == "rewards/problems" ||
+             k.rfind("tokens_per_second", 0) == 0 || sum_metric_keys_.count(k))
+      sm.add_sum(k, v);
+    else sm.add_mean(k, v);
   }
-  auto reduce = [&](std::vector<double>& v, ReduceOp op) {
-    if (v.empty()) return;
-    auto t = torch::tensor(v, torch::kFloat64);
-    dist_->all_reduce(t, op);
-    std::copy(t.data_ptr<double>(), t.data_ptr<double>() + t.numel(), v.begin());
-  };
-  reduce(sums, ReduceOp::SUM);
-  reduce(mins, ReduceOp::MIN);
-  reduce(maxs, ReduceOp::MAX);
-  m.clear();
-  size_t is = 0, in = 0, ix = 0;
-  for (const auto& [k, op] : ops) {
-    if (op == 's') m[k] = sums[is++];
-    else if (op == 'm') m[k] = sums[is] / sums[is + 1], is += 2;
-    else if (op == 'n') m[k] = mins[in++];
-    else m[k] = maxs[ix++];
-  }
+  m = reduce_metrics(sm);
 }
 
 bool StageRunner::stop_requested() {

@@ -108,11 +108,12 @@ void check_against_trl(torch::Dtype dt, double tol) {
       EXPECT_LT(max_rel_err(ent.grad(), to_tensor(c["grad_entropies"], torch::kFloat64)), tol);
     // TRL's logged metrics (means over masked tokens, or over sequences for GSPO clip ratios).
     const auto& tm = c["metrics"];
-    EXPECT_NEAR(m.clip_low_sum / m.clip_count, tm["clip_ratio/low_mean"].get<double>(), 1e-12);
-    EXPECT_NEAR(m.clip_high_sum / m.clip_count, tm["clip_ratio/high_mean"].get<double>(), 1e-12);
-    EXPECT_NEAR(m.clip_region_sum / m.clip_count, tm["clip_ratio/region_mean"].get<double>(), 1e-12);
-    EXPECT_NEAR(m.entropy_sum / m.token_count, tm["entropy"].get<double>(), 1e-6);
-    if (c["beta"].get<double>() != 0.0) EXPECT_NEAR(m.kl_sum / m.token_count, tm["kl"].get<double>(), 1e-6);
+    auto v = [](const torch::Tensor& t) { return t.item<double>(); };  // LossMetrics are [] tensors
+    EXPECT_NEAR(v(m.clip_low_sum) / v(m.clip_count), tm["clip_ratio/low_mean"].get<double>(), 1e-12);
+    EXPECT_NEAR(v(m.clip_high_sum) / v(m.clip_count), tm["clip_ratio/high_mean"].get<double>(), 1e-12);
+    EXPECT_NEAR(v(m.clip_region_sum) / v(m.clip_count), tm["clip_ratio/region_mean"].get<double>(), 1e-12);
+    EXPECT_NEAR(v(m.entropy_sum) / v(m.token_count), tm["entropy"].get<double>(), 1e-6);
+    if (c["beta"].get<double>() != 0.0) EXPECT_NEAR(v(m.kl_sum) / v(m.token_count), tm["kl"].get<double>(), 1e-6);
   }
 }
 
@@ -246,10 +247,10 @@ TEST(Loss, LogKlWithBetaZeroIsMonitoringOnly) {
   b.loss.backward();
   EXPECT_EQ(a.loss.item<double>(), b.loss.item<double>());
   EXPECT_TRUE(torch::equal(a_in.grad(), b_in.grad()));
-  EXPECT_EQ(a.metrics.kl_sum, 0.0);
+  EXPECT_EQ(a.metrics.kl_sum.item<double>(), 0.0);
   auto k3 = [](double r, double l) { return std::exp(r - l) - (r - l) - 1.0; };
   double want = k3(-1.5, -1.0) + k3(-1.0, -2.0) + k3(-0.25, -0.5);  // the three unmasked tokens
-  EXPECT_NEAR(b.metrics.kl_sum, want, 1e-14);
+  EXPECT_NEAR(b.metrics.kl_sum.item<double>(), want, 1e-14);
 }
 
 TEST(Loss, EmptyAndTruncatedCompletionsContributeNothing) {
@@ -277,7 +278,7 @@ TEST(Loss, EmptyAndTruncatedCompletionsContributeNothing) {
       r.loss.backward();
       EXPECT_TRUE(torch::isfinite(logp.grad()).all().item<bool>());
       EXPECT_EQ(logp.grad()[1].abs().sum().item<double>(), 0.0);
-      EXPECT_EQ(r.metrics.token_count, 2.0);
+      EXPECT_EQ(r.metrics.token_count.item<double>(), 2.0);
     }
   }
   // A non-finite old log-prob inside the mask drops that token only.
@@ -285,7 +286,7 @@ TEST(Loss, EmptyAndTruncatedCompletionsContributeNothing) {
   auto in = simple_inputs(logp.detach(), mask, adv);
   in.old_logprobs = old2;
   auto r = grpo::train::compute_loss(in, LossOptions{}, {2, 1});
-  EXPECT_EQ(r.metrics.token_count, 1.0);
+  EXPECT_EQ(r.metrics.token_count.item<double>(), 1.0);
   // Token 0: rho = exp(0.1) = 1.105 < 1.2, A = 1: loss = -1.105 / 1 token.
   EXPECT_NEAR(r.loss.item<double>(), -std::exp(0.1), 1e-12);
 }
@@ -333,7 +334,7 @@ TEST(Loss, LogRatioIsClampedBeforeExp) {
   in.old_logprobs = torch::tensor({{-1000.0f}});
   auto r = grpo::train::compute_loss(in, LossOptions{}, {1, 1});
   EXPECT_FLOAT_EQ(r.loss.item<float>(), std::exp(20.0f));  // -min(rho*A, 1.2*A) with A = -1
-  EXPECT_EQ(r.metrics.clip_region_sum, 0.0);
+  EXPECT_EQ(r.metrics.clip_region_sum.item<double>(), 0.0);
 }
 
 TEST(Loss, BadInputsAreClearErrors) {

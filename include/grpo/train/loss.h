@@ -68,15 +68,16 @@ struct LossInputs {
 /// Metrics of a micro-batch as SUMS and COUNTS, so the trainer adds them over micro-batches (and
 /// ranks) and divides once: mean = sum / count. Token metrics count masked tokens; for
 /// importance_sampling_level = sequence the clip counts are per sequence (TRL's global_masked_mean).
+/// Each is a scalar tensor [] in logprobs' dtype on logprobs' device, without a graph: reading one
+/// is a device-to-host copy, which the trainer does once per step (StepMetrics).
 struct LossMetrics {
-  double policy_loss = 0;        // value of the loss before the entropy bonus (this micro-batch's share)
-  double clip_low_sum = 0;       // rho < 1 - epsilon with A < 0
-  double clip_high_sum = 0;      // rho > 1 + epsilon_high with A > 0
-  double clip_region_sum = 0;    // either
-  double clip_count = 0;         // tokens (or sequences) the clip sums range over
-  double kl_sum = 0;             // sum of k3 KL over masked tokens (0 when beta == 0)
-  double entropy_sum = 0;        // sum of entropies over masked tokens (0 when not given)
-  double token_count = 0;        // masked tokens in this micro-batch
+  torch::Tensor clip_low_sum;     // rho < 1 - epsilon with A < 0
+  torch::Tensor clip_high_sum;    // rho > 1 + epsilon_high with A > 0
+  torch::Tensor clip_region_sum;  // either
+  torch::Tensor clip_count;       // tokens (or sequences) the clip sums range over
+  torch::Tensor kl_sum;           // sum of k3 KL over masked tokens (0 when beta == 0 and no ref_logprobs)
+  torch::Tensor entropy_sum;      // sum of entropies over masked tokens (0 when not given)
+  torch::Tensor token_count;      // masked tokens in this micro-batch
 };
 
 struct LossResult {

@@ -18,6 +18,7 @@
 #include "grpo/train/metrics.h"
 #include "grpo/train/policy.h"
 #include "grpo/train/schedule.h"
+#include "grpo/train/step_metrics.h"
 
 namespace grpo::train {
 
@@ -70,7 +71,7 @@ class StageRunner {
 
   /// Averages gradients over ranks, clips them (max_grad_norm), and steps the optimizer at the
   /// scheduled learning rate unless the gradient is non-finite. Returns the pre-clip norm.
-  double apply_gradients(std::map<std::string, double>& metrics);
+  double apply_gradients(StepMetrics& metrics);
   /// With several ranks: true only when `finite` is true on every rank (one collective), so that
   /// all ranks either step or skip together. One rank: `finite`.
   bool ranks_agree_finite(bool finite);
@@ -78,15 +79,12 @@ class StageRunner {
   /// backward started, so that the next step's buckets start clean.
   void discard_gradients();
 
-  /// With several ranks, replaces each metric by its value over all ranks: keys ending in /min
-  /// and /max by the minimum and maximum, counts (num_tokens, tokens_per_generation,
-  /// rewards/masked_rows, rewards/problems, sum_metric_keys_) and throughputs
-  /// (tokens_per_second*) by the sum, everything else by the mean over ranks (exact for means
-  /// over equal shares, as every rank has; an approximation for the /std keys). Keys may differ
-  /// between ranks (the union is kept; a mean is over the ranks that have the key): four
-  /// collectives, plus an all-gather through the TCPStore in the steps where the keys differ.
+  /// The step's metrics over all ranks (StepMetrics::reduce: each key by the reduction it was
+  /// recorded with; one device-to-host copy for the values still on the device).
+  std::map<std::string, double> reduce_metrics(StepMetrics& metrics);
+  // Transitional, until GrpoStage records StepMetrics: the reduction guessed from the key names.
+  double apply_gradients(std::map<std::string, double>& metrics);
   void reduce_metrics_over_ranks(std::map<std::string, double>& metrics);
-  /// Metric names that are counts to sum over ranks (the reward functions' counters).
   std::set<std::string> sum_metric_keys_;
 
   const config::Config& cfg_;
