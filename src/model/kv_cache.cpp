@@ -24,13 +24,6 @@ void KVCache::select_rows(const torch::Tensor& index) {
   max_len_ = lengths_.numel() ? lengths_.max().item<int64_t>() : 0;
 }
 
-void KVCache::repeat_interleave(int64_t repeats) {
-  GRPO_CHECK(repeats >= 1, "repeats = ", repeats);
-  for (auto& t : k_) t = t.repeat_interleave(repeats, 0);
-  for (auto& t : v_) t = t.repeat_interleave(repeats, 0);
-  lengths_ = lengths_.repeat_interleave(repeats, 0);
-}
-
 void KVCache::copy_row(int64_t dst_row, const KVCache& src, int64_t src_row) {
   GRPO_CHECK(src.k_.size() == k_.size() && src.capacity_ == capacity_, "caches of different shapes");
   GRPO_CHECK(dst_row >= 0 && dst_row < batch() && src_row >= 0 && src_row < src.batch(), "row out of range");

@@ -87,7 +87,7 @@ TEST_P(KvCacheTest, RepeatSelectAndCopyRows) {
   auto prompt = torch::randint(0, 97, {2, 4}, torch::kInt64);
   auto cache = model->make_cache(2, 10);
   model->forward(prompt, {}, &cache);
-  cache.repeat_interleave(3);  // rows: p0 p0 p0 p1 p1 p1
+  cache.select_rows(torch::tensor({0, 0, 0, 1, 1, 1}, torch::kInt64));  // rows: p0 p0 p0 p1 p1 p1
   ASSERT_EQ(cache.batch(), 6);
   auto next = torch::randint(0, 97, {6, 1}, torch::kInt64);
   auto step = model->logits(model->forward(next, {}, &cache).hidden);

@@ -8,12 +8,13 @@
 // the row's next token overwrites them. A row's next token always goes to slot lengths[b] with
 // position lengths[b], so rows of different lengths decode together in one batch.
 //
-// Typical rollout use (see Transformer::forward):
+// Typical rollout use (see Transformer::forward and rollout::RolloutEngine):
 //   KVCache cache(model->spec(), n_prompts, max_prompt + max_new, dtype, device);
 //   auto out = model->forward(prompt_ids, prompt_mask, &cache);            // prefill
-//   cache.repeat_interleave(G);                                              // G completions per prompt
+//   cache.select_rows(torch::tensor({0, 0, 1, 1}));                          // G = 2 completions per prompt
 //   loop: out = model->forward(next_ids /*[B,1]*/, {}, &cache);              // one token per row
 //         cache.select_rows(still_running);                                  // drop finished rows
+//         cache.copy_row(free_row, other_prefill, its_row);                  // refill a finished row's slot
 #include <torch/torch.h>
 
 #include <vector>
@@ -38,9 +39,6 @@ class KVCache {
 
   /// Keeps rows `index` ([n] int64, any order, repeats allowed) in that order: the batch becomes n.
   void select_rows(const torch::Tensor& index);
-  /// Each row repeated `repeats` times in place (row b -> rows b*repeats .. b*repeats+repeats-1),
-  /// so one prefilled prompt serves a group of G completions.
-  void repeat_interleave(int64_t repeats);
   /// Copies row `src_row` of `src` (all layers, its length) into row `dst_row` of this cache.
   /// Throws grpo::InternalError when layer counts, heads or capacity differ.
   void copy_row(int64_t dst_row, const KVCache& src, int64_t src_row);
