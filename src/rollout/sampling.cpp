@@ -62,32 +62,22 @@ torch::Tensor process_logits(const torch::Tensor& logits, const SamplingParams& 
   return x;
 }
 
-torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, at::Generator& gen) {
+torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, const torch::Tensor& uniforms) {
   if (temperature == 0.0) return processed.argmax(-1);
   // Inverse-CDF sampling: one uniform per row and a binary search in the cumulative distribution.
   // torch::multinomial draws one Exp(1) variate per vocabulary entry instead (the Gumbel trick),
   // which at [64, 49152] costs more than the rest of the step's sampling together.
-  const int64_t N = processed.size(0), V = processed.size(-1);
-  auto cdf = processed.softmax(-1).cumsum(-1);  // [N, V], non-decreasing
-  auto total = cdf.narrow(-1, V - 1, 1);       // ~1
-  auto u = torch::rand({N, 1}, gen, cdf.options()) * total;
-  // Keep u strictly below the total (rand * total can round up to it), so the search always ends on
-  // a token that carries mass.
-  u = torch::minimum(u, torch::nextafter(total, torch::zeros_like(total)));
-  // right=true: the first index whose cdf exceeds u, so a zero-probability (filtered) token, whose
-  // cdf equals its predecessor's, is never chosen.
-  return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(-1);
-}
-
-torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, const torch::Tensor& uniforms) {
-  if (temperature == 0.0) return processed.argmax(-1);
   const int64_t N = processed.size(0), V = processed.size(-1);
   GRPO_REQUIRE(uniforms.dim() == 1 && uniforms.size(0) == N, "draw_tokens: uniforms must be [", N, "], got ",
                uniforms.sizes());
   auto cdf = processed.softmax(-1).cumsum(-1);  // [N, V]
   auto total = cdf.narrow(-1, V - 1, 1);       // [N, 1], ~1
   auto u = uniforms.to(cdf.device(), cdf.scalar_type()).view({N, 1}) * total;
-  u = torch::minimum(u, torch::nextafter(total, torch::zeros_like(total)));  // as above
+  // Keep u strictly below the total (u * total can round up to it), so the search always ends on
+  // a token that carries mass.
+  u = torch::minimum(u, torch::nextafter(total, torch::zeros_like(total)));
+  // right=true: the first index whose cdf exceeds u, so a zero-probability (filtered) token, whose
+  // cdf equals its predecessor's, is never chosen.
   return torch::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true).squeeze(-1);
 }
 
@@ -185,17 +175,11 @@ float counter_uniform(uint64_t stream, uint64_t counter) {
 
 uint64_t substream_seed(uint64_t seed, uint64_t index) { return mix64(mix64(seed + kGolden) ^ mix64(index + 2 * kGolden)); }
 
-torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature) {
+torch::Tensor sampled_token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature) {
   auto x = logits.to(torch::kFloat32);
   if (temperature != 0.0 && temperature != 1.0) x = x / temperature;
   // log_softmax(x)[t] = x[t] - logsumexp(x), without materialising the [N, V] log-softmax.
   return x.gather(-1, tokens.view({-1, 1})).squeeze(-1) - x.logsumexp(-1);
-}
-
-at::Generator make_generator(torch::Device device, uint64_t seed) {
-  auto gen = at::globalContext().defaultGenerator(device).clone();
-  gen.set_current_seed(seed);
-  return gen;
 }
 
 }  // namespace grpo::rollout

@@ -18,6 +18,13 @@ const double kInf = std::numeric_limits<double>::infinity();
 
 torch::Tensor row(std::vector<float> v) { return torch::tensor(v).view({1, -1}); }
 
+// N uniforms of one counter_uniform stream (as the engine draws them): [N] float32.
+torch::Tensor stream_uniforms(uint64_t stream, int64_t N) {
+  auto u = torch::empty({N}, torch::kFloat32);
+  for (int64_t n = 0; n < N; ++n) u[n] = counter_uniform(stream, static_cast<uint64_t>(n));
+  return u;
+}
+
 std::vector<float> to_vec(const torch::Tensor& t) {
   auto c = t.contiguous().to(torch::kFloat32).view({-1});
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
@@ -114,8 +121,7 @@ TEST(Sampling, GreedyIsArgmaxAfterPenalty) {
   p.repetition_penalty = 4.0;
   auto logits = row({1.f, 3.f, 2.f});
   auto seen = torch::tensor({false, true, false}).view({1, -1});
-  auto gen = make_generator(torch::kCPU, 1);
-  auto tok = draw_tokens(process_logits(logits, p, seen), 0.0, gen);
+  auto tok = draw_tokens(process_logits(logits, p, seen), 0.0, stream_uniforms(1, 1));
   EXPECT_EQ(tok.item<int64_t>(), 2);  // 3 / 4 < 2
 }
 
@@ -128,7 +134,7 @@ TEST(Sampling, LogprobsAreOfTheUnfilteredTemperedPolicy) {
     for (double v : l) m = std::max(m, v / t);
     for (double v : l) z += std::exp(v / t - m);
     const double expect = l[1] / t - m - std::log(z);
-    auto lp = token_logprobs(logits, torch::tensor({int64_t{1}}), T).item<float>();
+    auto lp = sampled_token_logprobs(logits, torch::tensor({int64_t{1}}), T).item<float>();
     EXPECT_NEAR(lp, expect, 1e-6) << "T = " << T;  // float32 log-softmax of O(1) values
   }
 }
@@ -137,8 +143,7 @@ TEST(Sampling, SameSeedSameDrawsDifferentSeedDifferentDraws) {
   auto logits = torch::randn({64, 50}, torch::TensorOptions().dtype(torch::kFloat64)).to(torch::kFloat32);
   SamplingParams p;
   auto draw = [&](uint64_t seed) {
-    auto gen = make_generator(torch::kCPU, seed);
-    return draw_tokens(process_logits(logits, p, {}), 1.0, gen);
+    return draw_tokens(process_logits(logits, p, {}), 1.0, stream_uniforms(seed, 64));
   };
   EXPECT_TRUE(torch::equal(draw(7), draw(7)));
   EXPECT_FALSE(torch::equal(draw(7), draw(8)));
@@ -165,8 +170,7 @@ TEST(Sampling, FiltersMatchRenormalisedTargetChiSquare) {
     p.top_p = c.p;
     p.min_p = c.min_p;
     auto logits = torch::tensor(l, torch::kFloat64).to(torch::kFloat32).view({1, -1}).expand({N, -1});
-    auto gen = make_generator(torch::kCPU, seed++);
-    auto toks = draw_tokens(process_logits(logits, p, {}), c.T, gen);
+    auto toks = draw_tokens(process_logits(logits, p, {}), c.T, stream_uniforms(seed++, N));
     auto counts = torch::bincount(toks, {}, static_cast<int64_t>(l.size()));
     auto expect = target(l, c.T, c.k, c.p, c.min_p);
     double chi2 = 0;

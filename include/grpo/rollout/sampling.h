@@ -32,14 +32,12 @@ torch::Tensor apply_min_p(torch::Tensor logits, double min_p);
 /// the penalty, division by the temperature (skipped when it is 0) and the filters.
 torch::Tensor process_logits(const torch::Tensor& logits, const SamplingParams& params, const torch::Tensor& seen);
 
-/// Draws one token per row from softmax(processed) with `gen`, or the argmax when temperature == 0.
-/// processed: [N, V] float32 from process_logits. Returns [N] int64 on the same device.
-torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, at::Generator& gen);
-
-/// Same draw with the uniforms given: row n takes the first token whose CDF exceeds
-/// uniforms[n] * (its CDF total). uniforms: [N] float32 in [0, 1), any device (moved to the
-/// logits' device). The engine passes counter_uniform() values, so a row's draw depends only on
-/// its own stream and position, not on which other rows share the batch.
+/// Draws one token per row from softmax(processed), or the argmax when temperature == 0: row n
+/// takes the first token whose CDF exceeds uniforms[n] * (its CDF total) (inverse-CDF sampling).
+/// processed: [N, V] float32 from process_logits; uniforms: [N] float32 in [0, 1), any device
+/// (moved to the logits' device). Returns [N] int64 on processed's device. The engine passes
+/// counter_uniform() values, so a row's draw depends only on its own stream and position, not on
+/// which other rows share the batch.
 torch::Tensor draw_tokens(const torch::Tensor& processed, double temperature, const torch::Tensor& uniforms);
 
 /// The same draw as draw_tokens(processed, T != 0, uniforms), plus logsumexp(processed) per row, so
@@ -66,10 +64,8 @@ uint64_t substream_seed(uint64_t seed, uint64_t index);
 /// Log-probability of `tokens` ([N] int64) under log_softmax(logits / T) of the RAW logits ([N, V]),
 /// T = temperature (T == 0: the raw logits), i.e. before penalty and filters: this is the policy
 /// that TRL's GRPO training side evaluates for old_per_token_logps, so the importance ratio is 1 at
-/// the first iteration. Returns [N] float32.
-torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature);
-
-/// A generator for `device` seeded with `seed` (an independent clone of the device's default one).
-at::Generator make_generator(torch::Device device, uint64_t seed);
+/// the first iteration. Returns [N] float32. (Not kernels::token_logprobs, the training side's
+/// chunked logprob and entropy from hidden states and the head weight.)
+torch::Tensor sampled_token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature);
 
 }  // namespace grpo::rollout
