@@ -156,13 +156,16 @@ def main():
     ap.add_argument("--work")
     ap.add_argument("--tiny", action="store_true", help="a 2-layer model and a few tokens (CPU dry run)")
     ap.add_argument("--fused-note", default="")
+    ap.add_argument("--parts", default="rollout,step", help="which parts to run")
+    ap.add_argument("--batches", help="rollout batch sizes, comma-separated (default 64,256; --tiny 4,8)")
+    ap.add_argument("--step-new", type=int, help="new tokens per completion in the GRPO step (default 128; --tiny 8)")
     ap.add_argument("--timeout", type=float, default=240)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     ap.add_argument("--prompts", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="bfloat16", help=argparse.SUPPRESS)
     ap.add_argument("--G", type=int, default=8)
-    ap.add_argument("--new", type=int, default=256)
+    ap.add_argument("--new", type=int, help="rollout new tokens (default 256; --tiny 8)")
     ap.add_argument("--threads", type=int, default=0)
     args, _ = ap.parse_known_args()
     if args.worker:
@@ -170,10 +173,14 @@ def main():
     if not (args.grpo and args.step_bench and args.work):
         ap.error("--grpo, --step-bench and --work are required")
 
-    batches, args.prompt_len, args.step_prompts, args.step_new, args.steps, args.micro_batch = [64, 256], 32, 8, 128, 2, 16
+    batches, new, args.prompt_len, args.step_prompts, step_new, args.steps, args.micro_batch = [64, 256], 256, 32, 8, 128, 2, 16
     if args.tiny:
-        batches, args.G, args.new, args.prompt_len, args.step_prompts, args.step_new, args.threads = [4, 8], 4, 8, 8, 2, 8, 2
+        batches, args.G, new, args.prompt_len, args.step_prompts, step_new, args.threads = [4, 8], 4, 8, 8, 2, 8, 2
         args.steps, args.micro_batch = 1, 8
+    if args.batches:
+        batches = [int(b) for b in args.batches.split(",")]
+    args.new = args.new or new
+    args.step_new = args.step_new or step_new
     os.makedirs(args.work, exist_ok=True)
     model_dir = os.path.join(args.work, "model")
     import torch
@@ -189,7 +196,7 @@ def main():
     summary = {"device": args.device, "parameters": n, "dtype": dtype, "rollout": [], "step": [],
                "step_shape": f"{args.step_prompts}x{args.G}, {args.step_new} new tokens"}
     mem = "GPU MiB" if cuda else "RSS MiB"
-    for b in batches:
+    for b in batches if "rollout" in args.parts else []:
         r = rollout(args, model_dir, dtype, b, args.work)
         summary["rollout"].append(r)
         if "error" in r:
@@ -206,7 +213,7 @@ def main():
               f"{g['peak_mb']:.0f} vs {t['peak_mb']:.0f}")
     variants = [("plain", None), ("fused", "kernels.fused_ops=true"), ("fp8", "kernels.fp8=true")]
     sm90 = cuda and torch.cuda.get_device_capability()[0] >= 9
-    for variant, override in variants:
+    for variant, override in variants if "step" in args.parts else []:
         name = f"GRPO step {summary['step_shape']}, {variant}"
         if variant == "fp8" and not sm90:
             reason = "FP8 GEMMs need sm_90" if cuda else "FP8 runs on CUDA sm_90 only"

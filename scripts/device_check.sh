@@ -46,6 +46,7 @@ BINARIES=(
   "bin/bench_grpo_step_bench:bench_grpo_step_bench:bench_grpo_step_bench"
   "tests/test_kernels:test_kernels:test_kernels"
   "tests/dist_worker:dist_worker:dist_worker"
+  "tests/test_train:test_train:test_train"  # its CUDA tests (bf16 autocast, step metrics on the device)
 )
 # Shared libraries that the GPU machine provides itself (system C/C++ runtime; LibTorch, CUDA, NCCL
 # and cuDNN from its torch wheel): never carried.
@@ -109,7 +110,10 @@ prepare() {
     echo "prepared: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)"
     echo "build: $build ($(grep -E '^CMAKE_BUILD_TYPE' "$build/CMakeCache.txt" | cut -d= -f2); CUDA architectures 80;90a)"
     echo "nvcc: $( (command -v nvcc >/dev/null && nvcc --version || /usr/local/cuda/bin/nvcc --version) 2>/dev/null | grep -o 'release [0-9.]*')"
-    echo "glibc: $(ldd --version | head -1 | grep -o '[0-9.]*$')"
+    echo "glibc here: $(ldd --version | head -1 | grep -o '[0-9.]*$')"
+    # The newest symbol versions the carried files use: the GPU machine's glibc and libstdc++ must have them.
+    echo "needs: $(cd "$DEV" && for f in bin/* lib/*; do objdump -T "$f" 2>/dev/null | grep -oE '(GLIBC|GLIBCXX|CXXABI)_[0-9.]+'; done \
+      | sort -uV | awk -F_ '{v[$1] = $0} END {print v["GLIBC"], v["GLIBCXX"], v["CXXABI"]}')"
     (cd "$DEV" && ls -l bin lib | awk 'NF > 5 {print "  " $NF " " $5}')
   } >"$DEV/MANIFEST"
   local tree carried
@@ -226,6 +230,17 @@ step1_kernels() {
     record 1 "kernel benchmark" FAIL "exit $rc"
   fi
   cat "$LOGS/1-bench_kernels.log" | tail -40
+  # The CUDA tests outside kernels/: bf16 autocast log-probs vs float32, step metrics fetched from the
+  # device in one copy. (Distributed.NcclGroupOfOneOnAGpu is step 4's self-test.)
+  log="$LOGS/1-test_train_cuda.log"
+  t "$BIN/test_train" --gtest_color=no --gtest_filter='Bf16Autocast.*:StepMetrics.FetchIsOneCopyAndNoItemPerValue' >"$log" 2>&1; rc=$?
+  ok=$(grep -cE '^\[ +OK +\] ' "$log"); sk=$(grep -cE '^\[ +SKIPPED +\] ' "$log")
+  fail=$(grep -cE '^\[ +FAILED +\] [A-Za-z0-9_/.]+ \(' "$log")
+  fig="$ok passed, $sk skipped, $fail failed"
+  [ "$DEVICE" = cpu ] && fig+=" (the CUDA one skips on CPU)"
+  if [ "$rc" -eq 0 ] && [ "$ok" -gt 0 ]; then record 1 "CUDA tests of test_train (bf16 autocast, step metrics)" PASS "$fig"
+  else record 1 "CUDA tests of test_train (bf16 autocast, step metrics)" FAIL "$fig, exit $rc"; fi
+  grep -E '^\[ +FAILED +\] ' "$log" | head -10
 }
 
 step2_parity() {
