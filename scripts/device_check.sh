@@ -254,6 +254,8 @@ step2_parity() {
     --work "$WORK/parity" "${shape[@]}" >"$log" 2>&1; rc=$?
   grep -v -e '^{' -e '^RESULT' "$log" | tail -20
   record_results 2 "$log" || record 2 "model parity vs transformers" FAIL "no result (exit $rc; see 2-parity.log)"
+  # Exit 1 is a case over its bound (recorded above); anything else is a crash or the step's limit (124).
+  [ "$rc" -le 1 ] || record 2 "model parity script" FAIL "exit $rc before every case ran (124: the step's time limit)"
   [ "$DEVICE" = cpu ] && record 2 "model parity vs transformers on cpu, bfloat16" SKIP "bf16 parity runs on CUDA only"
 }
 
@@ -328,7 +330,8 @@ step3_train() {
   fi
   log "$FUSED_NOTE"
 
-  # Stopped by SIGTERM once checkpoint 2 exists (the trainer saves and exits), then --resume auto.
+  # Stopped by SIGTERM once a checkpoint after the first exists (the trainer saves and exits), then
+  # --resume auto.
   local base="$WORK/smoke-plain" cut="$WORK/smoke-resume" steps=6
   local common=(trainer.output_dir="$cut" tokenizer.path="$base/tokenizer.model" data.train_file="$base/data/train.jsonl"
                 data.eval_file="$base/data/eval.jsonl" task.name=none model.device="$DEVICE" trainer.bf16=true
@@ -340,8 +343,10 @@ step3_train() {
   fi
   timeout -k 10 $(( (STEP_END - $(now)) / 1000 )) "$BIN/grpo" train "$SMOKE_CFG" "${common[@]}" >"$LOGS/3-resume-cut.log" 2>&1 &
   local pid=$!
-  while [ ! -f "$cut/checkpoints/checkpoint-00000002/COMPLETE" ] && kill -0 "$pid" 2>/dev/null; do
-    sleep 0.2
+  # Any complete checkpoint past the first (save_total_limit prunes old ones, so not checkpoint 2 itself).
+  while ! ls -d "$cut"/checkpoints/checkpoint-*/COMPLETE 2>/dev/null | grep -qv checkpoint-00000001/ \
+        && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.1
   done
   kill -TERM "$pid" 2>/dev/null  # timeout(1) forwards it to the trainer
   wait "$pid"; local cut_rc=$?
@@ -405,6 +410,7 @@ step5_throughput() {
     --device "$DEVICE" --work "$WORK/throughput" --fused-note "$FUSED_NOTE" "${shape[@]}" >"$log" 2>&1; rc=$?
   grep -v -e '^{' -e '^RESULT' "$log" | tail -30
   record_results 5 "$log" || record 5 "throughput" FAIL "no result (exit $rc; see 5-throughput.log)"
+  [ "$rc" -eq 0 ] || record 5 "throughput script" FAIL "exit $rc before every part ran (124: the step's time limit)"
 }
 
 # ---- the report ---------------------------------------------------------------------------------
