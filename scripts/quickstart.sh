@@ -6,7 +6,7 @@
 #   scripts/quickstart.sh [CONFIG] [key.path=value ...]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
-"$GRPO_ROOT/scripts/setup.sh"
+"$GRPO_ROOT/scripts/setup.sh" --quickstart   # builds only what the run needs (scripts/test.sh builds the rest)
 cd "$GRPO_ROOT"
 CONFIG="${1:-configs/quickstart.yaml}"
 shift || true
