@@ -10,7 +10,7 @@
 # Every exit path tears down: the namespaces' processes are SIGKILLed (by pid, from `ip netns
 # pids`), the namespaces deleted, and the test then checks that none is left.
 set -u
-BIN=$(readlink -f "$1"); TORCHRUN=$2; PY=$3; shift 3
+BIN_SRC=$(readlink -f "$1"); TORCHRUN=$2; PY=$3; shift 3
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CFG=$HERE/../e2e_dist/dist-parity.yaml
 TAG=gmn$$                       # unique per run: namespaces gmn<pid>-0/1, veths gmn<pid>a/b
@@ -18,6 +18,8 @@ NS0=$TAG-0 NS1=$TAG-1
 IP0=10.213.0.1 IP1=10.213.0.2
 TMP=$(mktemp -d /tmp/grpo_e2e_multinode.XXXXXX)
 FAILED=0
+# A copy of the binary: a rebuild in the shared build directory must not pull it away mid-run.
+cp "$BIN_SRC" "$TMP/grpo" && BIN=$TMP/grpo || { echo "FAIL: cannot copy $BIN_SRC"; exit 1; }
 T_START=$(date +%s.%N)
 
 log() { echo "[multinode $(date -u +%T)] $*"; }
@@ -69,7 +71,13 @@ make_nodes() {
   ip -n "$NS0" addr add $IP0/24 dev "${TAG}a" && ip -n "$NS1" addr add $IP1/24 dev "${TAG}b" || return 1
   local ns; for ns in "$NS0" "$NS1"; do ip -n "$ns" link set lo up || return 1; done
   ip -n "$NS0" link set "${TAG}a" up && ip -n "$NS1" link set "${TAG}b" up || return 1
+  # A second link (10.213.1.0/24) for interface selection: rendezvous on the first, Gloo on this.
+  ip link add "${TAG}c" type veth peer name "${TAG}d" || return 1
+  ip link set "${TAG}c" netns "$NS0" && ip link set "${TAG}d" netns "$NS1" || return 1
+  ip -n "$NS0" addr add 10.213.1.1/24 dev "${TAG}c" && ip -n "$NS1" addr add 10.213.1.2/24 dev "${TAG}d" || return 1
+  ip -n "$NS0" link set "${TAG}c" up && ip -n "$NS1" link set "${TAG}d" up || return 1
 }
+rx_bytes() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_bytes"; }
 
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
   echo "SKIP: multi-node namespace tests need root and iproute2 (ip); uid=$(id -u)"; trap - EXIT; rm -rf "$TMP"; exit 77
@@ -80,18 +88,28 @@ fi
 
 # --- running grpo on a node ----------------------------------------------------------------------
 PORT=29611
+LOGTAG=""  # suffix of the log names (a resumed run keeps the interrupted one's logs)
+# The rendezvous: RDZV_MODE c10d (torchrun's dynamic rendezvous, hosted by node 0's agent) or
+# static (--node-rank, --master-addr, --master-port).
+rdzv_args() {
+  local ep=${RDZV:-$IP0:$PORT}
+  if [ "${RDZV_MODE:-c10d}" = static ]; then
+    echo "--node-rank $1 --master-addr ${ep%:*} --master-port ${ep#*:} --rdzv-conf timeout=${JOIN_TIMEOUT:-60}${RDZV_CONF:-}"
+  else
+    echo "--rdzv-backend c10d --rdzv-endpoint $ep --rdzv-conf is_host=$2,join_timeout=${JOIN_TIMEOUT:-60}${RDZV_CONF:-}"
+  fi
+}
 # start_node N OUT EXTRA_TORCHRUN... -- GRPO_ARGS...: torchrun in namespace N (background, its pid in PID), logs in $OUT.node$N.*
 # --local-addr: the address the other node reaches this one at (torchrun's default is the host
 # name, which every namespace shares and which resolves to no address of the veth).
 start_node() {
   local n=$1 out=$2; shift 2
-  local ns=$NS0 ifn=${TAG}a host=1 addr=$IP0; [ "$n" = 1 ] && { ns=$NS1; ifn=${TAG}b; host=0; addr=$IP1; }
+  local ns=$NS0 ifn=${IFN0:-${TAG}a} host=1 addr=$IP0; [ "$n" = 1 ] && { ns=$NS1; ifn=${IFN1:-${TAG}b}; host=0; addr=$IP1; }
   local tr_args=() ; while [ "$1" != "--" ]; do tr_args+=("$1"); shift; done; shift
-  ip netns exec "$ns" env GLOO_SOCKET_IFNAME="${IFN_OVERRIDE:-$ifn}" OMP_NUM_THREADS=1 \
-    "$TORCHRUN" --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d \
-    --rdzv-endpoint "${RDZV:-$IP0:$PORT}" --rdzv-conf "is_host=$host,join_timeout=${JOIN_TIMEOUT:-60}" \
+  ip netns exec "$ns" env GLOO_SOCKET_IFNAME="$ifn" OMP_NUM_THREADS=1 \
+    "$TORCHRUN" --nnodes 2 --nproc-per-node 1 $(rdzv_args "$n" "$host") \
     --local-addr "$addr" --max-restarts 0 "${tr_args[@]}" --no-python "$BIN" train "$CFG" trainer.output_dir="$out" "$@" \
-    >"$out.node$n.out" 2>"$out.node$n.err" &
+    >"$out.node$n$LOGTAG.out" 2>"$out.node$n$LOGTAG.err" &
   PID=$!
 }
 
@@ -126,15 +144,26 @@ compare() {  # compare WHAT A B MODE
 # The shared settings: tests/e2e_dist/dist-parity.yaml's pipeline (SFT 3 steps, GRPO, 4 prompts x
 # 4 completions per step) split over 2 ranks, timeouts small enough for a CI job.
 TIMEOUT_S=20
+NEVER_MARGIN=20  # torchrun start-up (~5 s on the loaded 2-core machine) and its store poll
+WRONG_MARGIN=35  # torchrun's client connects up to 3 times before it gives up (measured ~38 s for 20)
+RDZV_MODE=${RDZV_MODE:-static}
 COMMON=(trainer.per_device_train_batch_size=4 stages.1.max_steps=8 distributed.timeout_s=$TIMEOUT_S)
 inputs() { echo "tokenizer.path=$TMP/ref/tokenizer.model data.train_file=$TMP/ref/data/train.jsonl data.eval_file=$TMP/ref/data/eval.jsonl"; }
+start_pair() {  # start_pair OUT [GRPO_ARGS...]: both nodes (a fresh rendezvous port); pids P0 P1
+  local out=$1; shift
+  PORT=$((PORT + 1)); T_PAIR=$(now)
+  start_node 0 "$out" -- "${COMMON[@]}" $(inputs) "$@"; P0=$PID
+  start_node 1 "$out" -- "${COMMON[@]}" $(inputs) "$@"; P1=$PID
+}
+wait_pair() {  # wait_pair BOUND_S [T0]: sets RC0 RC1 S0 S1 (seconds since T0, default the start)
+  local t0=${2:-$T_PAIR}
+  wait_exit "$P0" "$1" "$t0"; RC0=$W_RC S0=$W_S
+  wait_exit "$P1" "$1" "$t0"; RC1=$W_RC S1=$W_S
+}
 run_pair() {  # run_pair OUT BOUND_S [GRPO_ARGS...]: both nodes, waits; sets RC0 RC1 S0 S1
   local out=$1 bound=$2; shift 2
-  local p0 p1 t0; t0=$(now)
-  start_node 0 "$out" -- "${COMMON[@]}" $(inputs) "$@"; p0=$PID
-  start_node 1 "$out" -- "${COMMON[@]}" $(inputs) "$@"; p1=$PID
-  wait_exit "$p0" "$bound" "$t0"; RC0=$W_RC S0=$W_S
-  wait_exit "$p1" "$bound" "$t0"; RC1=$W_RC S1=$W_S
+  start_pair "$out" "$@"
+  wait_pair "$bound"
 }
 
 case_parity() {
@@ -146,15 +175,96 @@ case_parity() {
   local rc=$?
   log "parity: 1-node 2-process reference rc=$rc in $(elapsed "$t0") s"
   [ $rc = 0 ] || { fail "parity: the 1-node reference failed: $(tail -n 5 "$TMP/ref.err")"; return; }
-  run_pair "$TMP/two" 120
-  log "parity: 2-node run rc=$RC0/$RC1 in $S0/$S1 s"
+  # Interface selection at the same time: the rendezvous goes over the first link (10.213.0.x),
+  # GLOO_SOCKET_IFNAME names the second, so the gradients must cross the second.
+  local b0 d0; b0=$(rx_bytes "$NS1" "${TAG}b"); d0=$(rx_bytes "$NS1" "${TAG}d")
+  IFN0=${TAG}c IFN1=${TAG}d run_pair "$TMP/two" 120
+  local b=$(( $(rx_bytes "$NS1" "${TAG}b") - b0 )) d=$(( $(rx_bytes "$NS1" "${TAG}d") - d0 ))
+  log "parity: 2-node run rc=$RC0/$RC1 in $S0/$S1 s; node 1 received $b bytes on the rendezvous link, $d on GLOO_SOCKET_IFNAME's"
+  # The rendezvous link carries the TCPStore and torchrun's heartbeats (~0.2 MB measured); had Gloo
+  # used it, it would also carry the ~1.4 MB of broadcast and gradients that the second link does.
+  (( d > 1000000 && b * 3 < d )) || fail "ifname: Gloo traffic not on GLOO_SOCKET_IFNAME=${TAG}d ($d bytes there, $b on ${TAG}b)"
   [ "$RC0" = 0 ] && [ "$RC1" = 0 ] || { fail "parity: 2-node run rc $RC0/$RC1: $(tail -n 5 "$TMP/two.node0.err" "$TMP/two.node1.err")"; return; }
   # The ranks really were on two hosts: rank 1 talked Gloo from node 1's address.
   assert_grep "parity" "rank 1/2 .*store $IP0:" "$TMP/two.node1.err"
   compare "parity (2 nodes vs 1 node x 2 processes, the bound of docs/distributed.md)" "$TMP/ref" "$TMP/two" bound
 }
 
-CASES=${*:-parity}
+
+case_never() {
+  # Two faults at once, one per namespace: node 0 waits for a node 1 that never starts; node 1
+  # alone is given a wrong rendezvous address (10.213.0.9: on the veth's subnet, nobody there).
+  PORT=$((PORT + 1)); T_PAIR=$(now)
+  JOIN_TIMEOUT=$TIMEOUT_S start_node 0 "$TMP/never" -- "${COMMON[@]}" $(inputs); P0=$PID
+  JOIN_TIMEOUT=$TIMEOUT_S RDZV=10.213.0.9:$PORT start_node 1 "$TMP/wrong" -- "${COMMON[@]}" $(inputs); P1=$PID
+  wait_exit "$P0" $((TIMEOUT_S + NEVER_MARGIN)) "$T_PAIR"
+  log "never: node 0 alone rc=$W_RC after $W_S s (rendezvous timeout $TIMEOUT_S s)"
+  [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "never: node 0 rc $W_RC after $W_S s"
+  assert_grep "never" "Timed out after [0-9]+ seconds waiting for clients. 1/2 clients joined" "$TMP/never.node0.err"
+  wait_exit "$P1" $((TIMEOUT_S + WRONG_MARGIN)) "$T_PAIR"
+  log "wrong address: node 1 rc=$W_RC after $W_S s"
+  [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "wrong address: node 1 rc $W_RC after $W_S s"
+  assert_grep "wrong address" "10.213.0.9.*$PORT|10.213.0.9, $PORT" "$TMP/wrong.node1.err"
+  grep -hE "DistStoreError|DistNetworkError|RendezvousTimeoutError|grpo: error" "$TMP/never.node0.err" "$TMP/wrong.node1.err" | sed 's/^/    /'
+}
+
+case_linkcut() {
+  # The veth of node 1 goes down after GRPO checkpoint 2 (of 8): no FIN, no RST, the peers just
+  # stop hearing each other. Every rank must exit within timeout_s + margin.
+  local ck=$TMP/cut/stage-2-grpo/checkpoints/checkpoint-00000002 t_cut
+  start_pair "$TMP/cut"
+  wait_for "$ck" 90 || { fail "linkcut: no checkpoint 2 in 90 s: $(tail -n 5 "$TMP/cut.node0.err")"; return; }
+  ip -n "$NS1" link set "${TAG}b" down; t_cut=$(now)
+  wait_pair $((TIMEOUT_S + ${CUT_MARGIN:-40})) "$t_cut"
+  log "linkcut: rc=$RC0/$RC1, exited $S0/$S1 s after the cut (timeout_s $TIMEOUT_S)"
+  [ "$RC0" != timeout ] && [ "$RC0" != 0 ] || fail "linkcut: node 0 rc $RC0 after $S0 s"
+  [ "$RC1" != timeout ] && [ "$RC1" != 0 ] || fail "linkcut: node 1 rc $RC1 after $S1 s"
+  for n in 0 1; do grep "grpo: error" "$TMP/cut.node$n.err" | tail -n 2 | sed "s/^/    node $n: /"; done
+  check_no_leftovers "linkcut (before resume)"
+  ip -n "$NS1" link set "${TAG}b" up
+  [ -f "$TMP/cut/stage-2-grpo/stage.json" ] && { fail "linkcut: the stage finished before the cut"; return; }
+  # The resume doubles as the late-start case: node 1 joins 6 s after node 0.
+  PORT=$((PORT + 1)); T_PAIR=$(now)
+  LOGTAG=.resume start_node 0 "$TMP/cut" -- "${COMMON[@]}" $(inputs) --resume auto; P0=$PID
+  sleep 6
+  kill -0 "$P0" 2>/dev/null || fail "late start: node 0 gave up before node 1 started: $(tail -n 5 "$TMP/cut.node0.resume.err")"
+  LOGTAG=.resume start_node 1 "$TMP/cut" -- "${COMMON[@]}" $(inputs) --resume auto; P1=$PID
+  wait_pair 150
+  log "linkcut: resume (node 1 started 6 s late) rc=$RC0/$RC1 in $S0/$S1 s"
+  [ "$RC0" = 0 ] && [ "$RC1" = 0 ] || { fail "linkcut: resume rc $RC0/$RC1: $(tail -n 5 "$TMP/cut.node0.resume.err")"; return; }
+  assert_grep "linkcut resume" "resumed from $TMP/cut/stage-2-grpo/checkpoints/checkpoint-" "$TMP/cut.node0.resume.err"
+  compare "linkcut + resume (against the 2-node run)" "$TMP/two" "$TMP/cut" exact
+}
+
+case_killsave() {
+  # Node 0 (rank 0 writes the checkpoints; its agent hosts the c10d rendezvous) is SIGKILLed while
+  # a GRPO checkpoint is being written (its .tmp- directory exists, the rename has not happened).
+  # Node 1 must exit at once; --resume auto on both continues from the last complete checkpoint.
+  local cks=$TMP/save/stage-2-grpo/checkpoints tmpdir="" t_kill n=0
+  RDZV_MODE=c10d start_pair "$TMP/save"
+  wait_for "$cks/checkpoint-00000002" 90 || { fail "killsave: no checkpoint 2 in 90 s: $(tail -n 5 "$TMP/save.node0.err")"; return; }
+  until tmpdir=$(compgen -G "$cks/.tmp-checkpoint-*"); do
+    n=$((n + 1)); [ $((n % 1000)) = 0 ] && ! kill -0 "$P0" 2>/dev/null && break
+  done
+  kill -9 $(ip netns pids "$NS0"); t_kill=$(now)
+  [ -n "$tmpdir" ] && [ -d "$tmpdir" ] || { fail "killsave: the kill missed the save ($tmpdir)"; return; }
+  local partial=${tmpdir##*/.tmp-}; partial=${partial%-*}
+  wait_exit "$P1" $((TIMEOUT_S + 10)) "$t_kill"
+  log "killsave: node 0 killed while writing $partial; node 1 rc=$W_RC after $W_S s"
+  [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "killsave: node 1 rc $W_RC after $W_S s"
+  grep -h "grpo: error" "$TMP/save.node1.err" | tail -n 1 | sed 's/^/    node 1: /'
+  wait_exit "$P0" 5; check_no_leftovers "killsave (before resume)"
+  [ -f "$TMP/save/stage-2-grpo/stage.json" ] && { fail "killsave: the stage finished before the kill"; return; }
+  local last; last=$(ls "$cks" | grep '^checkpoint-' | sort | tail -n 1)
+  [ "$last" \< "$partial" ] || fail "killsave: $partial is complete after the kill"
+  RDZV_MODE=c10d LOGTAG=.resume run_pair "$TMP/save" 150 --resume auto
+  log "killsave: resume rc=$RC0/$RC1 in $S0/$S1 s"
+  [ "$RC0" = 0 ] && [ "$RC1" = 0 ] || { fail "killsave: resume rc $RC0/$RC1: $(tail -n 5 "$TMP/save.node0.resume.err")"; return; }
+  assert_grep "killsave resume" "resumed from $cks/$last" "$TMP/save.node0.resume.err"
+  compare "killsave + resume (against the 2-node run)" "$TMP/two" "$TMP/save" exact
+}
+
+CASES=${*:-parity never linkcut killsave}
 for c in $CASES; do
   t0=$(now); log "case $c"
   "case_$c"
