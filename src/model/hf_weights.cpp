@@ -1,5 +1,6 @@
 #include "grpo/model/hf_weights.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -7,6 +8,7 @@
 
 #include "grpo/model/arch_table.h"
 #include "grpo/model/hf_config.h"
+#include "grpo/model/weights_io.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/safetensors.h"
@@ -20,14 +22,6 @@ std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
-}
-
-torch::Dtype torch_dtype(const std::string& st, const std::string& where) {
-  if (st == "F32") return torch::kFloat32;
-  if (st == "BF16") return torch::kBFloat16;
-  if (st == "F16") return torch::kFloat16;
-  if (st == "F64") return torch::kFloat64;
-  throw InputError(str(where, ": dtype ", st, " is not a floating-point weight type (F32, BF16, F16)"));
 }
 
 /// The checkpoint's safetensors files and which file holds each tensor.
@@ -83,12 +77,7 @@ void load_hf_weights(Transformer& model, const std::string& dir) {
       const std::string file = it == ck.where.end() ? (ck.files.size() == 1 ? ck.files[0]->path() : dir) : it->second->path();
       throw InputError(str(file, ": missing tensor '", hf, "' (expected shape ", shape_str(dst.sizes().vec()), ")"));
     }
-    const std::string& file = it->second->path();
-    GRPO_REQUIRE(info->shape == dst.sizes().vec(), file, ": tensor '", hf, "' has shape ", shape_str(info->shape),
-                 ", the model (", model->spec().architecture, " from config.json) expects ", shape_str(dst.sizes().vec()));
-    auto src = torch::from_blob(const_cast<void*>(it->second->data(*info)), info->shape,
-                                torch::TensorOptions().dtype(torch_dtype(info->dtype, file + ": tensor '" + hf + "'")));
-    dst.copy_(src);
+    read_tensor(*it->second, *info, dst, str("the model (", model->spec().architecture, " from config.json)"));
   };
   for (auto& p : model->named_parameters()) load_one(p.key(), p.value());
   for (auto& b : model->named_buffers()) load_one(b.key(), b.value());
@@ -103,10 +92,10 @@ Transformer load_hf(const std::string& dir) {
 }
 
 void save_hf(Transformer& model, const std::string& dir, torch::Dtype dtype) {
-  std::string dtype_name, st_dtype;
-  if (dtype == torch::kFloat32) dtype_name = "float32", st_dtype = "F32";
-  else if (dtype == torch::kBFloat16) dtype_name = "bfloat16", st_dtype = "BF16";
-  else if (dtype == torch::kFloat16) dtype_name = "float16", st_dtype = "F16";
+  std::string dtype_name;  // config.json's torch_dtype
+  if (dtype == torch::kFloat32) dtype_name = "float32";
+  else if (dtype == torch::kBFloat16) dtype_name = "bfloat16";
+  else if (dtype == torch::kFloat16) dtype_name = "float16";
   else throw InputError(str("save_hf: dtype must be float32, bfloat16 or float16"));
   auto config = hf_config_from_spec(model->spec(), dtype_name);
   const ArchInfo& arch = arch_info(model->spec().architecture, dir);
@@ -114,16 +103,10 @@ void save_hf(Transformer& model, const std::string& dir, torch::Dtype dtype) {
   stdfs::create_directories(dir, ec);
   GRPO_REQUIRE(!ec, "cannot create directory '", dir, "': ", ec.message());
 
-  std::vector<torch::Tensor> keep;
-  std::vector<safetensors::WriteTensor> out;
-  for (const auto& p : model->named_parameters()) {
-    auto t = p.value().detach().to(torch::kCPU, dtype).contiguous();
-    keep.push_back(t);
-    out.push_back({hf_tensor_name(arch, p.key()), st_dtype, t.sizes().vec(), t.data_ptr(),
-                   static_cast<size_t>(t.numel() * t.element_size())});
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  safetensors::write((stdfs::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}});
+  NamedTensors out;  // HF names, written sorted by name
+  for (const auto& p : model->named_parameters()) out.emplace_back(hf_tensor_name(arch, p.key()), p.value());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  write_named((stdfs::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}}, dtype);
   fs::atomic_write((stdfs::path(dir) / "config.json").string(), config.dump(2) + "\n");
 }
 

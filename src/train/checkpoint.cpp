@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <csignal>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -57,27 +55,9 @@ void fsync_file(const std::string& path) {
   GRPO_REQUIRE(rc == 0, "checkpoint: cannot fsync '", path, "'");
 }
 
-std::string st_dtype(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat32: return "F32";
-    case torch::kBFloat16: return "BF16";
-    case torch::kFloat16: return "F16";
-    case torch::kFloat64: return "F64";
-    case torch::kInt64: return "I64";
-    case torch::kInt32: return "I32";
-    default: break;
-  }
-  throw InputError(grpo::str("checkpoint: cannot save a weight of dtype ", t, " to safetensors"));
-}
-
-torch::ScalarType torch_dtype(const std::string& d) {
-  if (d == "F32") return torch::kFloat32;
-  if (d == "BF16") return torch::kBFloat16;
-  if (d == "F16") return torch::kFloat16;
-  if (d == "F64") return torch::kFloat64;
-  if (d == "I64") return torch::kInt64;
-  if (d == "I32") return torch::kInt32;
-  throw InputError(grpo::str("checkpoint: unsupported safetensors dtype ", d));
+SaveHook& save_hook() {
+  static SaveHook hook;
+  return hook;
 }
 
 json state_to_json(const TrainState& s) {
@@ -133,6 +113,8 @@ void remove_quietly(const sfs::path& p) {
 }
 
 }  // namespace
+
+void set_save_hook_for_testing(SaveHook hook) { save_hook() = std::move(hook); }
 
 std::string sha256_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -205,23 +187,10 @@ std::string save_checkpoint(const std::string& output_dir, const TrainState& sta
 
   try {
     std::vector<std::string> files;
-    // Weights: CPU copies kept alive until the file is written.
-    {
-      std::vector<torch::Tensor> cpu;
-      std::vector<safetensors::WriteTensor> wts;
-      cpu.reserve(weights.size());
-      for (const auto& [n, t] : weights) {
-        GRPO_REQUIRE(t.defined(), "checkpoint: weight '", n, "' is undefined");
-        cpu.push_back(t.detach().to(torch::kCPU).contiguous());
-        const auto& c = cpu.back();
-        wts.push_back({n, st_dtype(c.scalar_type()), c.sizes().vec(), c.data_ptr(), c.nbytes()});
-      }
-      safetensors::write((tmp / "model.safetensors").string(), wts, {{"format", "pt"}, {"step", std::to_string(state.step)}});
-      files.push_back("model.safetensors");
-    }
-    // Fault injection for the crash-during-save test (tests/e2e): dies exactly where a real crash
-    // would hurt most, with the weights written and nothing marking the checkpoint complete.
-    if (const char* k = std::getenv("GRPO_FAULT_KILL_IN_SAVE"); k && std::to_string(state.step) == k) ::raise(SIGKILL);
+    model::write_named((tmp / "model.safetensors").string(), weights,
+                       {{"format", "pt"}, {"step", std::to_string(state.step)}});
+    files.push_back("model.safetensors");
+    if (save_hook()) save_hook()(state.step);
     if (optimizer) {
       torch::serialize::OutputArchive ar;
       optimizer->save(ar);
@@ -347,25 +316,8 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, const NamedTensors& wei
   s.config_yaml = fs::read_file((d / "config.yaml").string());
   s.metrics_jsonl = fs::read_file((d / "metrics.jsonl").string());
 
-  {
-    safetensors::File f((d / "model.safetensors").string());
-    std::vector<std::string> expected;
-    torch::NoGradGuard ng;
-    for (const auto& [name, t] : weights) {
-      const auto* info = f.find(name);
-      GRPO_REQUIRE(info, "checkpoint '", dir, "': weight '", name, "' is missing from model.safetensors");
-      GRPO_REQUIRE(torch::IntArrayRef(info->shape) == t.sizes(), "checkpoint '", dir, "': weight '", name,
-                   "' has shape ", torch::IntArrayRef(info->shape), " in the checkpoint but ", t.sizes(), " in the model");
-      auto src = torch::from_blob(const_cast<void*>(f.data(*info)), info->shape,
-                                  torch::TensorOptions().dtype(torch_dtype(info->dtype)));
-      t.detach().copy_(src);  // converts dtype/device; the mapping is only read
-      expected.push_back(name);
-    }
-    std::sort(expected.begin(), expected.end());
-    for (const auto& info : f.tensors())
-      GRPO_REQUIRE(std::binary_search(expected.begin(), expected.end(), info.name), "checkpoint '", dir,
-                   "': model.safetensors has weight '", info.name, "' that the model does not have");
-  }
+  // Every weight must be there with its shape, and nothing else: a checkpoint belongs to one model.
+  model::read_named(safetensors::File((d / "model.safetensors").string()), weights, model::ExtraTensors::REJECT);
   try {
     if (optimizer) {
       GRPO_REQUIRE(sfs::exists(d / "optimizer.pt"), "checkpoint '", dir, "' has no optimizer.pt");

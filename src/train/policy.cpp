@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "grpo/model/model_loader.h"
+#include "grpo/model/weights_io.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/log.h"
 #include "grpo/util/safetensors.h"
@@ -13,39 +14,9 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-std::string st_dtype(torch::Dtype d) {
-  if (d == torch::kFloat32) return "F32";
-  if (d == torch::kBFloat16) return "BF16";
-  if (d == torch::kFloat16) return "F16";
-  throw InternalError("policy weights of an unsupported dtype");
-}
-
-torch::Dtype torch_dtype(const std::string& d, const std::string& where) {
-  if (d == "F32") return torch::kFloat32;
-  if (d == "BF16") return torch::kBFloat16;
-  if (d == "F16") return torch::kFloat16;
-  throw InputError(where + ": unsupported dtype " + d + " (expected F32, BF16 or F16)");
-}
-
 bool is_weights_dir(const sfs::path& p) {
   return sfs::is_directory(p) && sfs::exists(p / "model.safetensors") && sfs::exists(p / "config.yaml") &&
          !sfs::exists(p / "config.json");
-}
-
-// Fills `model` from a safetensors file written by save_policy_dir / save_checkpoint.
-void load_named(model::Transformer& model, const std::string& file) {
-  safetensors::File f(file);
-  torch::NoGradGuard ng;
-  for (auto& [name, t] : policy_weights(model)) {
-    const auto* info = f.find(name);
-    GRPO_REQUIRE(info != nullptr, file, ": tensor '", name, "' is missing");
-    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
-    GRPO_REQUIRE(info->shape == shape, file, ": tensor '", name, "' has shape ", torch::IntArrayRef(info->shape),
-                 ", the model expects ", t.sizes());
-    auto src = torch::from_blob(const_cast<void*>(f.data(*info)), info->shape,
-                                torch::TensorOptions().dtype(torch_dtype(info->dtype, file)));
-    t.copy_(src);
-  }
 }
 
 }  // namespace
@@ -72,7 +43,9 @@ Policy load_policy(const config::Config& cfg) {
     if (!cfg.tokenizer.path.empty()) inner.tokenizer = cfg.tokenizer;
     else inner.tokenizer.chat_template = cfg.tokenizer.chat_template, inner.tokenizer.assistant_prefix = cfg.tokenizer.assistant_prefix;
     p = load_policy(inner);
-    load_named(p.model, (sfs::path(path) / "model.safetensors").string());
+    // Written by save_policy_dir or save_checkpoint.
+    model::read_named(safetensors::File((sfs::path(path) / "model.safetensors").string()), policy_weights(p.model),
+                      model::ExtraTensors::IGNORE);
     log::info(str("loaded policy weights from ", path));
     return p;
   }
@@ -124,16 +97,7 @@ void copy_weights(model::Transformer& dst, model::Transformer& src) {
 
 void save_policy_dir(Policy& policy, const config::Config& cfg, const std::string& dir) {
   sfs::create_directories(dir);
-  auto weights = policy_weights(policy.model);
-  std::vector<torch::Tensor> keep;
-  std::vector<safetensors::WriteTensor> out;
-  for (auto& [name, t] : weights) {
-    auto c = t.detach().to(torch::kCPU).contiguous();
-    keep.push_back(c);
-    out.push_back({name, st_dtype(c.scalar_type()), std::vector<int64_t>(c.sizes().begin(), c.sizes().end()),
-                   c.data_ptr(), static_cast<size_t>(c.nbytes())});
-  }
-  safetensors::write((sfs::path(dir) / "model.safetensors").string(), out, {{"format", "grpo"}});
+  model::write_named((sfs::path(dir) / "model.safetensors").string(), policy_weights(policy.model), {{"format", "grpo"}});
   // The config that rebuilds the architecture: the run's own, or, when the run itself started from
   // a weights directory, that directory's (so chains of stages never point at each other).
   config::Config c = is_weights_dir(cfg.model.path)

@@ -139,7 +139,8 @@ TEST_F(CiSmoke, SigkillDuringSaveResumesFromThePreviousCheckpoint) {
   std::string base = "train " + kConfig + " stages=[] trainer.max_steps=4 checkpoint.save_steps=1" +
                      " model.path=" + (run_dir / "stage-1-sft" / "final").string();
   ASSERT_EQ(run_grpo(base + common_overrides(full)).rc, 0);
-  auto killed = grpo::testing::run_cmd("GRPO_FAULT_KILL_IN_SAVE=3 " + std::string(GRPO_BIN) + " " + base + common_overrides(cut));
+  // e2e_kill_in_save (kill_in_save_main.cpp): `grpo train` with a save hook that SIGKILLs in step 3's save.
+  auto killed = grpo::testing::run_cmd(std::string(GRPO_TEST_BIN_DIR) + "/e2e_kill_in_save 3 " + base + common_overrides(cut));
   ASSERT_NE(killed.rc, 0) << "the fault injection did not fire";
   EXPECT_TRUE(sfs::exists(cut / "checkpoints" / "checkpoint-00000002" / "COMPLETE"));
   EXPECT_FALSE(sfs::exists(cut / "checkpoints" / "checkpoint-00000003"));

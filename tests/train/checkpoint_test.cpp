@@ -192,6 +192,38 @@ TEST(Checkpoint, CrashLeftoversAreIgnored) {
   EXPECT_EQ(sfs::path(*grpo::train::find_resume("auto", out)).filename(), "checkpoint-00000040");
 }
 
+TEST(Checkpoint, SaveHookRunsAfterTheWeightsAndBeforeTheMarker) {
+  torch::manual_seed(7);
+  const auto out = fresh_dir("hook");
+  Model m;
+  grpo::train::save_checkpoint(out, make_state(1), m.named(), nullptr, 5);
+  // The hook sees step 2's save in progress: weights written in the .tmp directory, no manifest or
+  // marker yet, nothing under the final name. Then it fails the save, as a crash there would.
+  std::vector<int64_t> seen;
+  grpo::train::set_save_hook_for_testing([&](int64_t step) {
+    seen.push_back(step);
+    std::vector<std::string> tmp;
+    for (const auto& e : sfs::directory_iterator(out + "/checkpoints"))
+      if (e.path().filename().string().rfind(".tmp-checkpoint-00000002", 0) == 0) tmp.push_back(e.path().string());
+    ASSERT_EQ(tmp.size(), 1u);
+    EXPECT_TRUE(sfs::exists(tmp[0] + "/model.safetensors"));
+    EXPECT_FALSE(sfs::exists(tmp[0] + "/manifest.json"));
+    EXPECT_FALSE(sfs::exists(tmp[0] + "/COMPLETE"));
+    EXPECT_FALSE(sfs::exists(out + "/checkpoints/checkpoint-00000002"));
+    throw grpo::InputError("injected");
+  });
+  EXPECT_THROW(grpo::train::save_checkpoint(out, make_state(2), m.named(), nullptr, 5), grpo::InputError);
+  grpo::train::set_save_hook_for_testing(nullptr);
+  EXPECT_EQ(seen, std::vector<int64_t>{2});
+  // The failed save left the previous checkpoint as the one to resume from, and no .tmp behind.
+  EXPECT_EQ(sfs::path(*grpo::train::find_resume("auto", out)).filename(), "checkpoint-00000001");
+  for (const auto& e : sfs::directory_iterator(out + "/checkpoints"))
+    EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << e.path();
+  // Without a hook the same save completes.
+  grpo::train::save_checkpoint(out, make_state(2), m.named(), nullptr, 5);
+  EXPECT_EQ(sfs::path(*grpo::train::find_resume("auto", out)).filename(), "checkpoint-00000002");
+}
+
 TEST(Checkpoint, KeepsLastNAndReplacesSameStep) {
   torch::manual_seed(5);
   const auto out = fresh_dir("keep");

@@ -20,12 +20,14 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "grpo/data/loader.h"
+#include "grpo/model/weights_io.h"
 
 namespace grpo::train {
 
@@ -55,7 +57,7 @@ struct TrainState {
 };
 
 /// Named tensors in a fixed order (model.named_parameters() / named_buffers()).
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+using NamedTensors = model::NamedTensors;
 
 /// Saves step `state.step` under <output_dir>/checkpoints/ (layout above), then keeps only the
 /// newest `keep_last` complete checkpoints (>= 1) and removes leftover .tmp directories. Weights are
@@ -93,6 +95,14 @@ std::optional<std::string> find_resume(const std::string& resume, const std::str
 /// Complete checkpoint directories under <output_dir>/checkpoints/, oldest first, as (step, path).
 /// Does not verify checksums (see verify_checkpoint).
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& output_dir);
+
+/// Test seam: called by save_checkpoint with the step being saved right after model.safetensors
+/// is written, before anything marks the checkpoint complete (the point where a crash hurts
+/// most). Empty (the default) in production; the crash-during-save test
+/// (tests/e2e/kill_in_save_main.cpp) installs one that SIGKILLs the process. Not thread-safe:
+/// set it before training starts.
+using SaveHook = std::function<void(int64_t step)>;
+void set_save_hook_for_testing(SaveHook hook);
 
 /// SHA-256 of a file as 64 lowercase hex digits (nettle). Throws grpo::InputError when unreadable.
 std::string sha256_file(const std::string& path);
