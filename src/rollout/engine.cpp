@@ -69,7 +69,8 @@ class GenerateRun {
   GenerateRun(const RunContext& ctx, const std::vector<std::vector<int64_t>>& prompt_ids, int64_t num_generations,
               const std::vector<uint64_t>& prompt_seeds, const PromptPlan& plan, SlotLimits limits)
       : c_(ctx), prompt_ids_(prompt_ids), G_(num_generations), prompt_seeds_(prompt_seeds), plan_(plan),
-        model_(ctx.model), device_(ctx.model->device()), sched_(static_cast<int64_t>(prompt_ids.size()), num_generations, limits),
+        model_(ctx.model), device_(ctx.model->device()),
+        sched_(static_cast<int64_t>(prompt_ids.size()), num_generations, limits),
         results_(prompt_ids.size() * num_generations) {
     for (size_t i = 0; i < prompt_ids.size(); ++i)
       for (int64_t j = 0; j < G_; ++j) {

@@ -36,7 +36,8 @@ Prefill prefill_chunks(model::Transformer model, const DecodeHead& head,
   auto src_t = torch::tensor(src, torch::kInt64).to(device);
   Prefill r{std::move(cache), logits_p.index_select(0, src_t), torch::Tensor(), src, prompt_tokens};
   if (with_seen) {
-    auto seen_p = torch::zeros({A, model->spec().vocab_size}, torch::TensorOptions().dtype(torch::kBool).device(device));
+    const auto opts = torch::TensorOptions().dtype(torch::kBool).device(device);
+    auto seen_p = torch::zeros({A, model->spec().vocab_size}, opts);  // [A, V]
     seen_p.scatter_(1, ids, true);
     r.seen = seen_p.index_select(0, src_t);
   }

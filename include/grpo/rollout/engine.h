@@ -1,7 +1,8 @@
 #pragma once
 // The rollout engine: G sampled completions per prompt with a KV-cached policy.
 //
-// Scheduling (continuous batching over model::KVCache):
+// Scheduling (continuous batching over model::KVCache; the rules live in SlotScheduler,
+// slot_scheduler.h, which works on slots alone):
 //  - each distinct prompt is prefilled once; its cache row is copied into its G completion slots
 //    (a prompt with more completions than fit in one batch is prefilled once per admitted chunk);
 //  - a finished sequence leaves the batch at the end of the step that finished it: its slot is
