@@ -18,25 +18,20 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// key/mean and key/std (unbiased, 0 for fewer than 2 values) of v.
-void put_mean_std(std::map<std::string, double>& m, const std::string& key, const std::vector<double>& v) {
+// key/mean and key/std (unbiased, 0 for fewer than 2 values) of v; averaged over ranks.
+void put_mean_std(StepMetrics& m, const std::string& key, const std::vector<double>& v) {
   const auto s = nan_mean_std(v);
-  m[key + "/mean"] = s.mean;
-  m[key + "/std"] = s.count > 1 ? s.std : 0.0;
+  m.add_mean(key + "/mean", s.mean);
+  m.add_mean(key + "/std", s.count > 1 ? s.std : 0.0);
 }
 
 // key/mean, key/std, key/min and key/max of v; nothing when v is empty.
-void put_stats(std::map<std::string, double>& m, const std::string& key, const std::vector<double>& v) {
+void put_stats(StepMetrics& m, const std::string& key, const std::vector<double>& v) {
   if (v.empty()) return;
   put_mean_std(m, key, v);
-  m[key + "/min"] = *std::min_element(v.begin(), v.end());  // the first of equal values, as std::min
-  m[key + "/max"] = *std::max_element(v.begin(), v.end());
+  m.add_min(key + "/min", *std::min_element(v.begin(), v.end()));  // the first of equal values, as std::min
+  m.add_max(key + "/max", *std::max_element(v.begin(), v.end()));
 }
-
-// A LossMetrics field as a double, whether it is one already or a scalar tensor (LossMetrics is
-// moving to tensors read once per step; until the update side does that, both compile).
-[[maybe_unused]] double host_value(double x) { return x; }
-[[maybe_unused]] double host_value(const torch::Tensor& t) { return t.item<double>(); }
 
 }  // namespace
 
@@ -86,7 +81,7 @@ torch::Tensor GrpoStage::no_grad_logprobs(model::Transformer& model, const Token
 
 // One generation batch: select the groups (draw prompts, roll out, score, dynamic sampling), their
 // advantages, the generation metrics, the micro-batches and the log-probs the updates need.
-void GrpoStage::generate(std::map<std::string, double>& m) {
+void GrpoStage::generate(StepMetrics& m) {
   const int64_t completions_per_step = int64_t(settings_.per_device_train_batch_size) * cfg_.trainer.gradient_accumulation_steps;
   const int64_t B = completions_per_step / cfg_.grpo.num_generations;  // prompts per rank
   GroupBatch batch = select_groups(B, m);
@@ -110,23 +105,21 @@ void GrpoStage::generate(std::map<std::string, double>& m) {
 // grpo.max_resample_rounds extra ones, until B groups are kept; surplus groups of the last draw are
 // discarded (their prompts are consumed, as in verl). Still short after the cap: the step trains on
 // the groups kept (a warning), or on draw 0 unfiltered when none was kept at all.
-GroupBatch GrpoStage::select_groups(int64_t B, std::map<std::string, double>& m) {
+GroupBatch GrpoStage::select_groups(int64_t B, StepMetrics& m) {
   Draws draws = draw_groups(B, m);
   const int64_t take = groups_to_train(draws, B);
   GroupBatch batch = gather_kept_groups(draws.draws, take);
   if (cfg_.grpo.dynamic_sampling) {
-    m["dynamic_sampling/extra_draws"] = static_cast<double>(draws.draws.size() - 1);
-    m["dynamic_sampling/groups_dropped"] = static_cast<double>(draws.dropped);
-    m["dynamic_sampling/groups_trained"] = static_cast<double>(batch.records.size());
-    sum_metric_keys_.insert("dynamic_sampling/groups_dropped");
-    sum_metric_keys_.insert("dynamic_sampling/groups_trained");
+    m.add_mean("dynamic_sampling/extra_draws", static_cast<double>(draws.draws.size() - 1));
+    m.add_sum("dynamic_sampling/groups_dropped", static_cast<double>(draws.dropped));
+    m.add_sum("dynamic_sampling/groups_trained", static_cast<double>(batch.records.size()));
   }
   return batch;
 }
 
 // Draws until every rank has B kept groups or the resample cap is reached (one draw without
 // dynamic sampling). Records time/rollout, time/reward and tokens_per_second/rollout.
-GrpoStage::Draws GrpoStage::draw_groups(int64_t B, std::map<std::string, double>& m) {
+GrpoStage::Draws GrpoStage::draw_groups(int64_t B, StepMetrics& m) {
   const bool dynamic = cfg_.grpo.dynamic_sampling;
   const int world = dist_ ? dist_->world_size() : 1;
   Draws out;
@@ -151,9 +144,9 @@ GrpoStage::Draws GrpoStage::draw_groups(int64_t B, std::map<std::string, double>
     if (world > 1) short_anywhere = dist_->all_reduce(short_anywhere, dist::ReduceOp::MAX);
     if (short_anywhere == 0.0 || round >= cfg_.grpo.max_resample_rounds) break;
   }
-  m["time/rollout"] = t_rollout;
-  m["time/reward"] = t_reward;
-  m["tokens_per_second/rollout"] = static_cast<double>(rollout_tokens) / std::max(1e-9, t_rollout);
+  m.add_mean("time/rollout", t_rollout);
+  m.add_mean("time/reward", t_reward);
+  m.add_sum("tokens_per_second/rollout", static_cast<double>(rollout_tokens) / std::max(1e-9, t_rollout));
   return out;
 }
 
@@ -238,14 +231,15 @@ AdvantageResult GrpoStage::group_advantages(Generation& gen, const reward::Rewar
 
 // Metrics of the batch's rewards: TRL's reward, reward_std and frac_reward_zero_std, each reward
 // function's mean and std, the reward functions' counters, accuracy, and the advantages' stats.
-void GrpoStage::put_reward_metrics(std::map<std::string, double>& m, const reward::RewardSetResult& scored,
+void GrpoStage::put_reward_metrics(StepMetrics& m, const reward::RewardSetResult& scored,
                                    const AdvantageResult& adv) {
-  m["reward"] = adv.reward_mean;
-  m["reward_std"] = adv.reward_std;
-  m["frac_reward_zero_std"] = adv.frac_zero_std;
-  m["rewards/masked_rows"] = static_cast<double>(std::count_if(scored.masked.begin(), scored.masked.end(), [](uint8_t x) { return x != 0; }));
-  m["rewards/problems"] = static_cast<double>(scored.problems.size());
-  for (const auto& [k, v] : scored.counters) m["rewards/" + k] = v, sum_metric_keys_.insert("rewards/" + k);
+  m.add_mean("reward", adv.reward_mean);
+  m.add_mean("reward_std", adv.reward_std);
+  m.add_mean("frac_reward_zero_std", adv.frac_zero_std);
+  const auto masked_rows = std::count_if(scored.masked.begin(), scored.masked.end(), [](uint8_t x) { return x != 0; });
+  m.add_sum("rewards/masked_rows", static_cast<double>(masked_rows));
+  m.add_sum("rewards/problems", static_cast<double>(scored.problems.size()));
+  for (const auto& [k, v] : scored.counters) m.add_sum("rewards/" + k, v);  // counts of work done
   for (size_t f = 0; f < scored.names.size(); ++f)
     put_mean_std(m, "rewards/" + scored.names[f], std::vector<double>(scored.per_function[f].begin(), scored.per_function[f].end()));
   auto correctness = correctness_functions(cfg_.reward);
@@ -253,14 +247,14 @@ void GrpoStage::put_reward_metrics(std::map<std::string, double>& m, const rewar
     auto ok = correct_rows(scored, correctness);
     double acc = 0;
     for (auto o : ok) acc += o;
-    m["accuracy"] = acc / static_cast<double>(ok.size());
+    m.add_mean("accuracy", acc / static_cast<double>(ok.size()));
   }
   const auto a = adv.advantages.to(torch::kCPU, torch::kFloat32).contiguous();  // [N] float32, as trained on
   put_stats(m, "advantages", std::vector<double>(a.data_ptr<float>(), a.data_ptr<float>() + a.numel()));
 }
 
 // Metrics of the completions: lengths, the fraction truncated, tokens (prompt + completion).
-void GrpoStage::put_completion_metrics(std::map<std::string, double>& m, const Generation& gen) const {
+void GrpoStage::put_completion_metrics(StepMetrics& m, const Generation& gen) const {
   std::vector<double> lens;
   int64_t truncated = 0, tokens = 0;
   for (const auto& c : gen.completions) {
@@ -269,8 +263,9 @@ void GrpoStage::put_completion_metrics(std::map<std::string, double>& m, const G
     tokens += c.completion_length + c.prompt_length;
   }
   put_stats(m, "completions/length", lens);
-  m["completions/truncated_ratio"] = static_cast<double>(truncated) / static_cast<double>(gen.completions.size());
-  m["tokens_per_generation"] = static_cast<double>(tokens);
+  const auto n = static_cast<double>(gen.completions.size());
+  m.add_mean("completions/truncated_ratio", static_cast<double>(truncated) / n);
+  m.add_sum("tokens_per_generation", static_cast<double>(tokens));
 }
 
 // Micro-batches of per_device_train_batch_size completions, in completion order, and the number of
@@ -292,24 +287,26 @@ void GrpoStage::build_micro_batches(Generation& gen) const {
       cs.push_back(&c.token_ids);
       tr[i] = c.finish_reason == rollout::FinishReason::LENGTH;
     }
-    auto tb = make_token_batch(ps, cs, pad, policy_.model->device());
-    const auto dev = tb.completion_mask.device();
-    tb.completion_mask = tb.completion_mask * gen.row_valid.narrow(0, s, rows).to(dev).unsqueeze(1);
-    if (cfg_.grpo.mask_truncated_completions) tb.completion_mask = mask_truncated(tb.completion_mask, truncated.to(dev));
-    gen.num_tokens += tb.completion_mask.sum().item<double>();
+    // Assembled on the host, where its token count costs no device sync, then moved.
+    auto tb = make_token_batch(ps, cs, pad, torch::kCPU);
+    tb.completion_mask = tb.completion_mask * gen.row_valid.narrow(0, s, rows).unsqueeze(1);
+    if (cfg_.grpo.mask_truncated_completions) tb.completion_mask = mask_truncated(tb.completion_mask, truncated);
+    gen.num_tokens += tb.completion_mask.sum().item<double>();  // [B, C] float32 on the CPU
+    const auto dev = policy_.model->device();
+    for (auto* t : {&tb.input_ids, &tb.attention_mask, &tb.completion_ids, &tb.completion_mask}) *t = t->to(dev);
     gen.micro.push_back(std::move(tb));
   }
 }
 
 // Log-probs under the sampling policy (num_iterations > 1: the ratio's denominator in later
 // iterations) and under the reference model (the KL term), per micro-batch, without gradient.
-void GrpoStage::reference_logprobs(Generation& gen, std::map<std::string, double>& m) {
+void GrpoStage::reference_logprobs(Generation& gen, StepMetrics& m) {
   auto t0 = std::chrono::steady_clock::now();
   if (cfg_.grpo.num_iterations > 1)
     for (auto& tb : gen.micro) gen.old_logprobs.push_back(no_grad_logprobs(policy_.model, tb));
   if (ref_)
     for (auto& tb : gen.micro) gen.ref_logprobs.push_back(no_grad_logprobs(ref_, tb));
-  m["time/logprobs"] = seconds_since(t0);
+  m.add_mean("time/logprobs", seconds_since(t0));
 }
 
 // logging.num_completions_to_print samples every logging.log_completions_steps steps.
@@ -333,7 +330,8 @@ void GrpoStage::log_completion_samples(const Generation& gen, const GroupBatch& 
 }
 
 bool GrpoStage::train_step(std::map<std::string, double>& m) {
-  if (iteration_ == 0) generate(m);
+  StepMetrics sm;
+  if (iteration_ == 0) generate(sm);
   auto& gen = *gen_;
   auto t0 = std::chrono::steady_clock::now();
   auto opt = LossOptions::from_config(cfg_.grpo, cfg_.rollout.max_completion_length);
@@ -350,9 +348,8 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
   if (global_tokens && dist_ && dist_->world_size() > 1) norm.num_tokens = dist_->global_normalizer(gen.num_tokens);
   norm.num_tokens = std::max(1.0, norm.num_tokens);
 
-  MetricAverager avg;
-  double loss_total = 0, aux_total = 0;
-  bool finite = true;
+  // The step's losses and the loss metrics stay on the device until the one copy that reads them.
+  torch::Tensor loss_total, aux_total;  // [] float64, summed in micro-batch order
   int64_t row = 0;
   const size_t nmb = gen.micro.size();
   const double aux_coef = policy_.model->spec().moe.num_experts > 0 ? policy_.model->spec().moe.router_aux_loss_coef : 0.0;
@@ -374,44 +371,44 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
       // The aux loss is a mean over this micro-batch's tokens: weight micro-batches by their rows.
       auto aux = lp.aux_loss * (aux_coef * static_cast<double>(rows) / N);
       loss = loss + aux;
-      aux_total += aux.item<double>();
+      sum_into(aux_total, aux);
     }
-    double lv = res.loss.item<double>();
-    finite = finite && std::isfinite(lv);
-    loss_total += lv;
+    sum_into(loss_total, res.loss);
     loss.backward();
     const auto& lm = res.metrics;
-    avg.add("clip_ratio/low", host_value(lm.clip_low_sum), host_value(lm.clip_count));
-    avg.add("clip_ratio/high", host_value(lm.clip_high_sum), host_value(lm.clip_count));
-    avg.add("clip_ratio/region", host_value(lm.clip_region_sum), host_value(lm.clip_count));
-    if (ref_) avg.add("kl", host_value(lm.kl_sum), host_value(lm.token_count));
+    sm.add_mean("clip_ratio/low", lm.clip_low_sum, lm.clip_count);
+    sm.add_mean("clip_ratio/high", lm.clip_high_sum, lm.clip_count);
+    sm.add_mean("clip_ratio/region", lm.clip_region_sum, lm.clip_count);
+    if (ref_) sm.add_mean("kl", lm.kl_sum, lm.token_count);
     {
       torch::NoGradGuard ng;
       auto msk = tb.completion_mask.to(torch::kFloat32);
-      avg.add("entropy", (lp.entropies.detach() * msk).sum().item<double>(), msk.sum().item<double>());
+      sm.add_mean("entropy", (lp.entropies.detach() * msk).sum(), msk.sum());
     }
     row += rows;
   }
-  for (auto& [k, v] : avg.means()) m[k] = v;
-  m["loss"] = loss_total;
-  if (aux_coef > 0) m["moe/aux_loss"] = aux_total;
+  sm.add_mean("loss", loss_total);  // summed over micro-batches, averaged over ranks
+  if (aux_coef > 0) sm.add_mean("moe/aux_loss", aux_total);
+  // The step's one device-to-host copy. The sum of the micro-batch losses (float32, summed in
+  // float64: no overflow) is finite exactly when each of them is.
+  bool finite = std::isfinite(sm.value("loss"));
   double norm_val = 0;
   finite = ranks_agree_finite(finite);
   if (finite) {
-    norm_val = apply_gradients(m);
+    norm_val = apply_gradients(sm);
   } else {
     discard_gradients();
-    m["learning_rate"] = settings_.learning_rate * schedule_->factor(step_);
-    m["grad_norm"] = NAN;
+    sm.add_mean("learning_rate", settings_.learning_rate * schedule_->factor(step_));
+    sm.add_mean("grad_norm", NAN);
   }
-  m["time/update"] = seconds_since(t0);
+  sm.add_mean("time/update", seconds_since(t0));
 
   iteration_ = (iteration_ + 1) % cfg_.grpo.num_iterations;
   if (iteration_ == 0) gen_.reset();
   if (ref_ && cfg_.grpo.ref_model_sync_steps > 0 && (step_ + 1) % cfg_.grpo.ref_model_sync_steps == 0)
     copy_weights(ref_, policy_.model);
 
-  reduce_metrics_over_ranks(m);
+  for (const auto& [k, v] : reduce_metrics(sm)) m[k] = v;
   if (eval_data_ && cfg_.trainer.eval_steps > 0 && (step_ + 1) % cfg_.trainer.eval_steps == 0 &&
       (step_ + 1) < settings_.max_steps) {
     auto t1 = std::chrono::steady_clock::now();

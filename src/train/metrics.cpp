@@ -10,19 +10,6 @@
 
 namespace grpo::train {
 
-void MetricAverager::add(const std::string& key, double sum, double count) {
-  auto& a = acc_[key];
-  a.first += sum;
-  a.second += count;
-}
-
-std::map<std::string, double> MetricAverager::means() const {
-  std::map<std::string, double> out;
-  for (const auto& [k, a] : acc_)
-    if (a.second > 0) out[k] = a.first / a.second;
-  return out;
-}
-
 namespace {
 std::FILE* open_or_throw(const std::string& path, const char* mode) {
   std::FILE* f = std::fopen(path.c_str(), mode);

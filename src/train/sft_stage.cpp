@@ -58,13 +58,11 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
     auto lp = completion_logprobs(policy_.model, tb, 1.0, cfg_.trainer.bf16);
     auto loss = -(lp.logprobs * tb.completion_mask).sum() / denom;
     if (aux_coef > 0) loss = loss + lp.aux_loss * (aux_coef / ga);
-    auto lv = loss.detach().to(torch::kFloat64);
-    loss_total = k == 0 ? lv : loss_total + lv;
+    sum_into(loss_total, loss);
     loss.backward();
     torch::NoGradGuard ng;
     // Fraction of response tokens the model gives probability > 1/2 (then surely its argmax).
-    auto c = ((lp.logprobs.detach() > std::log(0.5)).to(torch::kFloat32) * tb.completion_mask).sum().to(torch::kFloat64);
-    correct = k == 0 ? c : correct + c;
+    sum_into(correct, ((lp.logprobs.detach() > std::log(0.5)).to(torch::kFloat32) * tb.completion_mask).sum());
   }
   sm.add_mean("loss", loss_total);
   sm.add_mean("token_prob_above_half", correct, std::max(1.0, local_tokens));

@@ -225,30 +225,6 @@ void StageRunner::sum_expert_load_over_ranks() {
 
 std::map<std::string, double> StageRunner::reduce_metrics(StepMetrics& metrics) { return metrics.reduce(dist_.get()); }
 
-double StageRunner::apply_gradients(std::map<std::string, double>& metrics) {
-  StepMetrics sm;
-  const double norm = apply_gradients(sm);
-  for (const auto& [k, v] : sm.local()) metrics[k] = v;
-  return norm;
-}
-
-void StageRunner::reduce_metrics_over_ranks(std::map<std::string, double>& m) {
-  if (!dist_ || dist_->world_size() <= 1) return;
-  auto ends_with = [](const std::string& s, std::string_view x) {
-    return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
-  };
-  StepMetrics sm;
-  for (const auto& [k, v] : m) {
-    if (ends_with(k, "/min")) sm.add_min(k, v);
-    else if (ends_with(k, "/max")) sm.add_max(k, v);
-    else if (k == "num_tokens" || k == "tokens_per_generation" || k == "rewards/masked_rows" || k == "rewards/problems" ||
-             k.rfind("tokens_per_second", 0) == 0 || sum_metric_keys_.count(k))
-      sm.add_sum(k, v);
-    else sm.add_mean(k, v);
-  }
-  m = reduce_metrics(sm);
-}
-
 bool StageRunner::stop_requested() {
   int sig = g_stop_signal.load();
   // Ranks see a signal at different steps; they must agree, or one would checkpoint (collectives

@@ -21,11 +21,13 @@ char kind_code(Reduction k) {
 }
 }  // namespace
 
-void StepMetrics::Part::add(const torch::Tensor& t) {
-  GRPO_CHECK(t.defined() && t.numel() == 1, "step metrics: a tensor value must be a scalar");
-  auto v = t.detach().reshape({}).to(torch::kFloat64);  // [] float64, exact from float32/bf16
-  device = device.defined() ? device + v.to(device.device()) : v;
+void sum_into(torch::Tensor& total, const torch::Tensor& x) {
+  GRPO_CHECK(x.defined() && x.numel() == 1, "step metrics: a tensor value must be a scalar");
+  auto v = x.detach().reshape({}).to(torch::kFloat64);  // [] float64, exact from float32/bf16
+  total = total.defined() ? total + v.to(total.device()) : v;
 }
+
+void StepMetrics::Part::add(const torch::Tensor& t) { sum_into(device, t); }
 
 StepMetrics::Entry& StepMetrics::entry(const std::string& key, Reduction kind) {
   auto [it, fresh] = entries_.try_emplace(key);
@@ -97,7 +99,7 @@ double StepMetrics::value(const std::string& key) {
   GRPO_CHECK(it != entries_.end(), "step metrics: no metric '", key, "'");
   const auto& e = it->second;
   if (e.kind != Reduction::MEAN) return e.sum.host;
-  GRPO_CHECK(e.count.host != 0, "step metrics: the mean '", key, "' has no count");
+  GRPO_CHECK(e.count.host > 0, "step metrics: the mean '", key, "' has no count");
   return e.sum.host / e.count.host;
 }
 
@@ -106,7 +108,7 @@ std::map<std::string, double> StepMetrics::local() {
   std::map<std::string, double> out;
   for (const auto& [k, e] : entries_) {
     if (e.kind != Reduction::MEAN) out[k] = e.sum.host;
-    else if (e.count.host != 0) out[k] = e.sum.host / e.count.host;
+    else if (e.count.host > 0) out[k] = e.sum.host / e.count.host;
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo/train/metrics.h"
+#include "grpo/train/step_metrics.h"
 #include "grpo/train/tensorboard.h"
 #include "grpo/util/error.h"
 
@@ -103,11 +104,11 @@ TEST(Metrics, JsonlLinesSamplesAndResumeTruncation) {
 }
 
 TEST(Metrics, AveragerWeightsByCount) {
-  grpo::train::MetricAverager a;
-  a.add("clip", 1, 10);  // micro-batch 1: 1 of 10 tokens clipped
-  a.add("clip", 1, 2);   // micro-batch 2: 1 of 2; the mean is 2 / 12, not the mean of 0.1 and 0.5
-  a.add("empty", 0, 0);
-  auto m = a.means();
+  grpo::train::StepMetrics a;
+  a.add_mean("clip", 1, 10);  // micro-batch 1: 1 of 10 tokens clipped
+  a.add_mean("clip", 1, 2);   // micro-batch 2: 1 of 2; the mean is 2 / 12, not the mean of 0.1 and 0.5
+  a.add_mean("empty", 0, 0);
+  auto m = a.local();
   EXPECT_DOUBLE_EQ(m["clip"], 2.0 / 12.0);
   EXPECT_EQ(m.count("empty"), 0u);
 }

@@ -39,19 +39,19 @@ class GrpoStage : public StageRunner {
 
   // generate() runs these steps in this order (the order of the loader, the seeds and the
   // arithmetic is what makes runs reproducible):
-  void generate(std::map<std::string, double>& metrics);
-  GroupBatch select_groups(int64_t B, std::map<std::string, double>& metrics);
-  Draws draw_groups(int64_t B, std::map<std::string, double>& metrics);
+  void generate(StepMetrics& metrics);
+  GroupBatch select_groups(int64_t B, StepMetrics& metrics);
+  Draws draw_groups(int64_t B, StepMetrics& metrics);
   void draw_prompts(Draw& d, int64_t B);
   int64_t roll_out(Draw& d, int round, int64_t B);
   void score(Draw& d) const;
   int64_t groups_to_train(Draws& draws, int64_t B) const;
   AdvantageResult group_advantages(Generation& gen, const reward::RewardSetResult& scored) const;
-  void put_reward_metrics(std::map<std::string, double>& metrics, const reward::RewardSetResult& scored,
+  void put_reward_metrics(StepMetrics& metrics, const reward::RewardSetResult& scored,
                           const AdvantageResult& adv);
-  void put_completion_metrics(std::map<std::string, double>& metrics, const Generation& gen) const;
+  void put_completion_metrics(StepMetrics& metrics, const Generation& gen) const;
   void build_micro_batches(Generation& gen) const;
-  void reference_logprobs(Generation& gen, std::map<std::string, double>& metrics);
+  void reference_logprobs(Generation& gen, StepMetrics& metrics);
   void log_completion_samples(const Generation& gen, const GroupBatch& batch) const;
   torch::Tensor no_grad_logprobs(model::Transformer& model, const TokenBatch& b);
 

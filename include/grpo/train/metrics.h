@@ -17,19 +17,6 @@ namespace grpo::train {
 
 class TensorBoardWriter;
 
-/// Averages metrics given as (sum, count) pairs over micro-batches and ranks, so a mean over tokens
-/// stays exact when micro-batches have different token counts (e.g. LossMetrics).
-class MetricAverager {
- public:
-  void add(const std::string& key, double sum, double count);
-  /// key -> sum / count for every key with count > 0.
-  std::map<std::string, double> means() const;
-  void clear() { acc_.clear(); }
-
- private:
-  std::map<std::string, std::pair<double, double>> acc_;
-};
-
 /// Writes the metrics of a run.
 class MetricsLogger {
  public:

@@ -6,7 +6,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 
 #include "grpo/config/config.h"
@@ -82,10 +81,6 @@ class StageRunner {
   /// The step's metrics over all ranks (StepMetrics::reduce: each key by the reduction it was
   /// recorded with; one device-to-host copy for the values still on the device).
   std::map<std::string, double> reduce_metrics(StepMetrics& metrics);
-  // Transitional, until GrpoStage records StepMetrics: the reduction guessed from the key names.
-  double apply_gradients(std::map<std::string, double>& metrics);
-  void reduce_metrics_over_ranks(std::map<std::string, double>& metrics);
-  std::set<std::string> sum_metric_keys_;
 
   const config::Config& cfg_;
   StageSettings settings_;

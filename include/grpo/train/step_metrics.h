@@ -7,7 +7,7 @@
 //   kind  over this rank's adds                       over ranks
 //   SUM   sum of the values                           sum             counts, throughputs
 //   MEAN  sum of `sum` / sum of `count` (omitted      mean of the     losses, ratios, times
-//         when the counts add up to 0)                ranks' values
+//         when the counts add up to <= 0)             ranks' values
 //   MIN   smallest value                              minimum         .../min
 //   MAX   largest value                               maximum         .../max
 //
@@ -48,7 +48,7 @@ class StepMetrics {
   /// to the host part (a later add may bring new tensors; the next fetch copies those).
   void fetch();
   /// This rank's value of `key` (fetch()es first). Throws grpo::InternalError for an unknown key
-  /// or a MEAN whose counts add up to 0.
+  /// or a MEAN whose counts add up to <= 0.
   double value(const std::string& key);
   /// This rank's values (fetch()es first); MEAN keys with a zero count are left out.
   std::map<std::string, double> local();
@@ -80,5 +80,9 @@ class StepMetrics {
 
   std::map<std::string, Entry> entries_;
 };
+
+/// total += x as a [] float64 tensor on x's device, without a graph (an undefined total starts at
+/// x): a sum over micro-batches that stays on the device until the step's metrics are read.
+void sum_into(torch::Tensor& total, const torch::Tensor& x);
 
 }  // namespace grpo::train
