@@ -56,6 +56,16 @@ void validate(const Config& c, const Provenance& prov) {
             c.rollout.max_completion_length, ") must be <= model.max_position_embeddings (", m.max_position_embeddings,
             ")"));
 
+  // kernels.fp8 must never fall back silently to bf16: refuse it wherever it cannot run, and,
+  // until the FP8 linear is applied to the model's layers (issue 14), everywhere.
+  if (c.kernels.fp8) {
+    const bool cpu = m.device == "cpu";
+    bad(prov, "kernels.fp8",
+        cpu ? "kernels.fp8: FP8 linears need a CUDA sm_90 GPU, but model.device is cpu; set kernels.fp8: false"
+            : "kernels.fp8: the FP8 linear is not yet wired into the model (issue 14); set kernels.fp8: false "
+              "(the run would otherwise train in bf16/fp32)");
+  }
+
   const auto& t = c.trainer;
   int64_t completions = int64_t(t.per_device_train_batch_size) * t.gradient_accumulation_steps;
   if (completions % c.grpo.num_generations != 0)

@@ -41,12 +41,15 @@ TEST(CliConfig, BadInputsExitTwoWithOneLine) {
   std::ofstream(dir / "empty.yaml").close();
   std::ofstream(dir / "malformed.yaml") << "grpo: [1,\n";
   std::ofstream(dir / "range.yaml") << "grpo:\n  num_generations: 1\n";
+  std::ofstream(dir / "fp8.yaml") << "model:\n  device: cpu\nkernels:\n  fp8: true\n";
   const std::pair<std::string, std::string> cases[] = {
       {"config check " + (dir / "missing.yaml").string(), "not found"},
       {"config check " + (dir / "empty.yaml").string(), "empty"},
       {"config check " + (dir / "malformed.yaml").string(), "malformed YAML"},
       {"config check " + dir.string(), "is a directory"},
       {"config check " + (dir / "range.yaml").string(), "range.yaml:2:20: grpo.num_generations must be an integer >= 2, got 1"},
+      // A switch that cannot take effect is refused, never ignored (issue 14).
+      {"config check --no-files " + (dir / "fp8.yaml").string(), "fp8.yaml:4:8: kernels.fp8: FP8 linears need a CUDA sm_90 GPU"},
   };
   for (const auto& [args, expect] : cases) {
     CmdResult r = run(args);
