@@ -409,6 +409,8 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     copy_weights(ref_, policy_.model);
 
   for (const auto& [k, v] : reduce_metrics(sm)) m[k] = v;
+  if (auto tr = m.find("completions/truncated_ratio"); tr != m.end() && (!dist_ || dist_->is_main()))
+    if (auto w = truncation_warning_.observe(step_ + 1, tr->second); !w.empty()) log::warn(w);
   if (eval_data_ && cfg_.trainer.eval_steps > 0 && (step_ + 1) % cfg_.trainer.eval_steps == 0 &&
       (step_ + 1) < settings_.max_steps) {
     auto t1 = std::chrono::steady_clock::now();

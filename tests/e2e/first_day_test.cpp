@@ -160,4 +160,21 @@ TEST_F(FirstDay, AnswerFieldIsRequiredOnlyWhenARewardReadsIt) {
   sfs::remove_all(d);
 }
 
+// Completions cut at 2 tokens (the SFT policy writes "<think>..." first, so none ends): the step
+// warns, naming rollout.max_completion_length, once for a streak of 3 steps (repeats come every 10).
+TEST_F(FirstDay, AllTruncatedStepsWarnOnce) {
+  auto d = scratch("truncated");
+  auto r = run_grpo(grpo_args(d) + " trainer.max_steps=3 rollout.max_completion_length=2 'data.eval_file=\"\"'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto m = read_jsonl(d / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 3u);
+  for (const auto& row : m) ASSERT_EQ(row["completions/truncated_ratio"], 1.0) << row.dump();
+  const std::string w = "every completion was truncated at rollout.max_completion_length = 2 tokens";
+  EXPECT_NE(r.err.find("step 1: " + w), std::string::npos) << r.err;
+  size_t count = 0;
+  for (size_t at = r.err.find(w); at != std::string::npos; at = r.err.find(w, at + w.size())) ++count;
+  EXPECT_EQ(count, 1u) << r.err;
+  sfs::remove_all(d);
+}
+
 }  // namespace

@@ -17,6 +17,7 @@
 #include "grpo/train/group_selection.h"
 #include "grpo/train/stage_runner.h"
 #include "grpo/train/token_batch.h"
+#include "grpo/train/truncation_warning.h"
 
 namespace grpo::train {
 
@@ -62,6 +63,7 @@ class GrpoStage : public StageRunner {
   std::unique_ptr<Generation> gen_;
   int iteration_ = 0;          // update index within the current generation batch
   int64_t generations_ = 0;    // generation batches drawn so far
+  TruncationWarning truncation_warning_{cfg_.rollout.max_completion_length};  // all completions cut off
 };
 
 }  // namespace grpo::train
