@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "grpo/dist/fingerprint.h"
+#include "grpo/dist/host_label.h"
 #include "grpo/util/error.h"
 #include "grpo/util/log.h"
 #include "gloo_backend.h"
@@ -152,6 +153,8 @@ std::shared_ptr<Distributed> Distributed::create(const config::DistributedConfig
                     ". Check MASTER_ADDR/MASTER_PORT and that every rank was started"));
   }
 
+  d->exchange_host_labels(where);
+
   try {
     d->pg_ = c10::make_intrusive<c10d::ProcessGroup>(d->store_, env.rank, env.world_size);
     if (backend == config::DistBackend::GLOO) {
@@ -181,6 +184,31 @@ std::shared_ptr<Distributed> Distributed::create(const config::DistributedConfig
   return d;
 }
 
+void Distributed::exchange_host_labels(const std::string& where) {
+  // Every rank's host, so that a failed collective can say where its peers run (a Gloo timeout
+  // names no peer). Through the store, before any collective: one key per rank.
+  hosts_.assign(static_cast<size_t>(env_.world_size), "?");
+  const std::string mine = host_label();
+  try {
+    store_->set(str("host/", env_.rank), std::vector<uint8_t>(mine.begin(), mine.end()));
+    for (int r = 0; r < env_.world_size; ++r) {
+      auto bytes = store_->get(str("host/", r));  // waits up to the store timeout
+      hosts_[r].assign(bytes.begin(), bytes.end());
+    }
+  } catch (const std::exception& e) {
+    throw Error(str("rank ", env_.rank, " of ", env_.world_size, " (", mine, "): exchanging host names through the store at ",
+                    where, " failed within ", timeout_s_, " s: ", short_message(e), ". Check that every rank was started"));
+  }
+}
+
+std::string Distributed::ranks_and_hosts() const {
+  if (hosts_.empty()) return "";
+  if (hosts_.size() > 8) return str("this rank on ", hosts_[env_.rank]);
+  std::string out;
+  for (size_t r = 0; r < hosts_.size(); ++r) out += str(r ? ", " : "", "rank ", r, " on ", hosts_[r]);
+  return out;
+}
+
 Distributed::~Distributed() {
   if (!backend_impl_) return;
   try {
@@ -204,7 +232,8 @@ void Distributed::wait(const c10::intrusive_ptr<c10d::Work>& work, const std::st
   } catch (const std::exception& e) {
     throw Error(str("distributed ", what, " failed on rank ", env_.rank, " of ", env_.world_size, " (",
                     backend_name(backend_), ", distributed.timeout_s=", timeout_s_,
-                    "): a peer rank died, hung or timed out; see the other ranks' logs. Cause: ", short_message(e)));
+                    "): a peer rank died, hung or timed out (", ranks_and_hosts(),
+                    "); see the other ranks' logs. Cause: ", short_message(e)));
   }
 }
 

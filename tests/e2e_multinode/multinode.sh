@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Multi-node data parallel tested for real (issue 24): two "nodes" as Linux network namespaces
-# joined by a veth pair, private test addresses inside the namespaces only (10.213.0.0/24; nothing
-# is routed anywhere else), `torchrun --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d
-# --no-python grpo train` in each, over Gloo. Then the faults a cluster shows.
+# joined by two veth pairs, private test addresses inside the namespaces only (10.213.0.0/24 and
+# 10.213.1.0/24; nothing is routed anywhere else), `torchrun --nnodes 2 --nproc-per-node 1
+# --no-python grpo train` in each (static rendezvous; the kill-mid-save case uses c10d), over
+# Gloo. Then the faults a cluster shows; docs/distributed.md has the measured outcomes.
 #
 # Usage: multinode.sh GRPO_BIN TORCHRUN PYTHON [CASE...]   (no CASE: all of them)
 # Exit 0 all passed, 1 a failure, 77 skipped (namespaces cannot be created: not root, no iproute2,
@@ -58,7 +59,7 @@ check_no_leftovers() {
   done
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$TMP" && left+=" pid ${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q -- "$TMP" && left+=" pid ${p#/proc/}"
   done
   if [ -n "$left" ]; then fail "$what: processes left behind:$left"; kill_ns_procs; fi
 }
@@ -220,6 +221,9 @@ case_linkcut() {
   [ "$RC0" != timeout ] && [ "$RC0" != 0 ] || fail "linkcut: node 0 rc $RC0 after $S0 s"
   [ "$RC1" != timeout ] && [ "$RC1" != 0 ] || fail "linkcut: node 1 rc $RC1 after $S1 s"
   for n in 0 1; do grep "grpo: error" "$TMP/cut.node$n.err" | tail -n 2 | sed "s/^/    node $n: /"; done
+  # Each rank's error names the ranks and their hosts (the peer's address included).
+  assert_grep "linkcut node 0" "grpo: error: .*failed on rank 0 of 2 .*rank 1 on [^ ]+ $IP1 " "$TMP/cut.node0.err"
+  assert_grep "linkcut node 1" "grpo: error: .*failed on rank 1 of 2 .*rank 0 on [^ ]+ $IP0 " "$TMP/cut.node1.err"
   check_no_leftovers "linkcut (before resume)"
   ip -n "$NS1" link set "${TAG}b" up
   [ -f "$TMP/cut/stage-2-grpo/stage.json" ] && { fail "linkcut: the stage finished before the cut"; return; }
@@ -253,6 +257,7 @@ case_killsave() {
   log "killsave: node 0 killed while writing $partial; node 1 rc=$W_RC after $W_S s"
   [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "killsave: node 1 rc $W_RC after $W_S s"
   grep -h "grpo: error" "$TMP/save.node1.err" | tail -n 1 | sed 's/^/    node 1: /'
+  assert_grep "killsave node 1" "grpo: error: .*failed on rank 1 of 2 .*rank 0 on [^ ]+ $IP0 " "$TMP/save.node1.err"
   wait_exit "$P0" 5; check_no_leftovers "killsave (before resume)"
   [ -f "$TMP/save/stage-2-grpo/stage.json" ] && { fail "killsave: the stage finished before the kill"; return; }
   local last; last=$(ls "$cks" | grep '^checkpoint-' | sort | tail -n 1)

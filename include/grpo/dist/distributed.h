@@ -108,6 +108,8 @@ class Distributed {
  private:
   Distributed() = default;
   torch::Tensor staged(const torch::Tensor& t) const;
+  void exchange_host_labels(const std::string& where);  // fills hosts_ (create())
+  std::string ranks_and_hosts() const;                   // "rank 0 on A, rank 1 on B", for errors
 
   LaunchEnv env_;
   torch::Device device_{torch::kCPU};
@@ -117,6 +119,7 @@ class Distributed {
   c10::intrusive_ptr<c10d::ProcessGroup> pg_;
   c10::intrusive_ptr<c10d::Backend> backend_impl_;
   int64_t gather_round_ = 0;
+  std::vector<std::string> hosts_;  // host_label() of every rank, by rank
 };
 
 }  // namespace grpo::dist
