@@ -93,7 +93,7 @@ void GrpoStage::generate(StepMetrics& m) {
   put_reward_metrics(m, batch.scored, adv);
   put_completion_metrics(m, *gen);
   build_micro_batches(*gen);
-  reference_logprobs(*gen, m);
+  old_and_ref_logprobs(*gen, m);
   log_completion_samples(*gen, batch);
   gen_ = std::move(gen);
   ++generations_;
@@ -300,7 +300,7 @@ void GrpoStage::build_micro_batches(Generation& gen) const {
 
 // Log-probs under the sampling policy (num_iterations > 1: the ratio's denominator in later
 // iterations) and under the reference model (the KL term), per micro-batch, without gradient.
-void GrpoStage::reference_logprobs(Generation& gen, StepMetrics& m) {
+void GrpoStage::old_and_ref_logprobs(Generation& gen, StepMetrics& m) {
   auto t0 = std::chrono::steady_clock::now();
   if (cfg_.grpo.num_iterations > 1)
     for (auto& tb : gen.micro) gen.old_logprobs.push_back(no_grad_logprobs(policy_.model, tb));

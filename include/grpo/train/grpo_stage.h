@@ -38,8 +38,9 @@ class GrpoStage : public StageRunner {
   struct Generation;  // one generation batch (completions, advantages, log-probs)
   struct Draws;       // the draws of one generation batch, with dynamic sampling's counts
 
-  // generate() runs these steps in this order (the order of the loader, the seeds and the
-  // arithmetic is what makes runs reproducible):
+  // generate() and its steps, in the order they run: select_groups (draw_groups, which repeats
+  // draw_prompts, roll_out and score; then groups_to_train), then the rest as listed. That order
+  // (of the loader, the seeds and the arithmetic) is what makes runs reproducible.
   void generate(StepMetrics& metrics);
   GroupBatch select_groups(int64_t B, StepMetrics& metrics);
   Draws draw_groups(int64_t B, StepMetrics& metrics);
@@ -52,7 +53,7 @@ class GrpoStage : public StageRunner {
                           const AdvantageResult& adv);
   void put_completion_metrics(StepMetrics& metrics, const Generation& gen) const;
   void build_micro_batches(Generation& gen) const;
-  void reference_logprobs(Generation& gen, StepMetrics& metrics);
+  void old_and_ref_logprobs(Generation& gen, StepMetrics& metrics);
   void log_completion_samples(const Generation& gen, const GroupBatch& batch) const;
   torch::Tensor no_grad_logprobs(model::Transformer& model, const TokenBatch& b);
 
