@@ -1,4 +1,4 @@
-#include "grpo/cli/plot.h"
+#include "plot.h"
 
 #include <nlohmann/json.hpp>
 

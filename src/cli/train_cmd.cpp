@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "grpo/cli/commands.h"
-#include "grpo/cli/plot.h"
+#include "plot.h"
 #include "grpo/config/config.h"
 #include "grpo/train/pipeline.h"
 #include "grpo/util/log.h"

@@ -1,4 +1,4 @@
-#include "grpo/model/arch_table.h"
+#include "arch_table.h"
 
 #include <regex>
 

@@ -1,4 +1,4 @@
-#include "grpo/model/checkpointed_block.h"
+#include "checkpointed_block.h"
 
 #include <ATen/autocast_mode.h>
 

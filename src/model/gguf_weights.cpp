@@ -2,7 +2,7 @@
 
 #include <regex>
 
-#include "grpo/model/arch_table.h"
+#include "arch_table.h"
 #include "grpo/util/error.h"
 
 namespace grpo::model {

@@ -1,6 +1,6 @@
 #include "grpo/model/hf_config.h"
 
-#include "grpo/model/arch_table.h"
+#include "arch_table.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
 

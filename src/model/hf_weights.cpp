@@ -6,7 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "grpo/model/arch_table.h"
+#include "arch_table.h"
 #include "grpo/model/hf_config.h"
 #include "grpo/model/weights_io.h"
 #include "grpo/util/error.h"

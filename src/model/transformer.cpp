@@ -1,6 +1,6 @@
 #include "grpo/model/transformer.h"
 
-#include "grpo/model/checkpointed_block.h"
+#include "checkpointed_block.h"
 
 #include "grpo/model/rotary.h"
 #include "grpo/util/error.h"

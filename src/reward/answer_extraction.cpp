@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "grpo/reward/completion_parts.h"
+#include "completion_parts.h"
 #include "grpo/util/error.h"
 #include "grpo/util/strings.h"
 

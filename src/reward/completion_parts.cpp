@@ -1,4 +1,4 @@
-#include "grpo/reward/completion_parts.h"
+#include "completion_parts.h"
 
 #include <string>
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <numeric>
 
-#include "grpo/reward/completion_parts.h"
+#include "completion_parts.h"
 
 namespace grpo::reward {
 namespace {

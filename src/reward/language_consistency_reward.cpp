@@ -1,6 +1,6 @@
 #include "grpo/reward/language_consistency_reward.h"
 
-#include "grpo/reward/completion_parts.h"
+#include "completion_parts.h"
 #include "grpo/util/error.h"
 
 namespace grpo::reward {

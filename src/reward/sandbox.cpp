@@ -16,7 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "grpo/reward/sandbox_seccomp.h"
+#include "sandbox_seccomp.h"
 #include "grpo/util/error.h"
 #include "grpo/util/log.h"
 #include "sandbox_run.h"

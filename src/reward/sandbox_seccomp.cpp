@@ -1,4 +1,4 @@
-#include "grpo/reward/sandbox_seccomp.h"
+#include "sandbox_seccomp.h"
 
 #include <errno.h>
 #include <sched.h>

@@ -12,7 +12,7 @@
 #include "grpo/reward/reward_set.h"
 #include "grpo/tokenizer/sentencepiece_tokenizer.h"
 #include "grpo/train/grpo_stage.h"
-#include "grpo/train/sft_stage.h"
+#include "sft_stage.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/log.h"
 

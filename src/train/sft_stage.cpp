@@ -1,4 +1,4 @@
-#include "grpo/train/sft_stage.h"
+#include "sft_stage.h"
 
 #include <chrono>
 #include <cmath>
