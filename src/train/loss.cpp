@@ -146,23 +146,6 @@ LossResult compute_loss(const LossInputs& in, const LossOptions& opt, const Loss
   return res;
 }
 
-std::pair<torch::Tensor, torch::Tensor> completion_mask_from_ids(const torch::Tensor& completion_ids,
-                                                                 const std::vector<int64_t>& eos_ids) {
-  GRPO_REQUIRE(completion_ids.defined() && completion_ids.dim() == 2, "completion_mask_from_ids: ids must be [B, T]");
-  GRPO_REQUIRE(!eos_ids.empty(), "completion_mask_from_ids: at least one EOS id is needed");
-  const auto ids = completion_ids.to(torch::kInt64);
-  auto is_eos = torch::zeros_like(ids, torch::kBool);
-  for (int64_t e : eos_ids) is_eos = is_eos | (ids == e);
-  const int64_t T = ids.size(1);
-  const auto has_eos = is_eos.any(1);
-  // First EOS position, or T when there is none (TRL: eos_idx = is_eos.int().argmax(dim=1) where any).
-  auto eos_idx = torch::full({ids.size(0)}, T, ids.options());
-  eos_idx = torch::where(has_eos, is_eos.to(torch::kInt32).argmax(1), eos_idx);
-  const auto pos = torch::arange(T, ids.options()).unsqueeze(0);
-  auto mask = (pos <= eos_idx.unsqueeze(1)).to(torch::kFloat32);
-  return {mask, has_eos.logical_not()};
-}
-
 torch::Tensor mask_truncated(const torch::Tensor& completion_mask, const torch::Tensor& truncated) {
   GRPO_REQUIRE(completion_mask.defined() && completion_mask.dim() == 2, "mask_truncated: mask must be [B, T]");
   GRPO_REQUIRE(truncated.defined() && truncated.dim() == 1 && truncated.size(0) == completion_mask.size(0),

@@ -92,13 +92,6 @@ struct LossResult {
 /// a missing entropies with entropy_coef != 0, or a non-positive normaliser the loss_type needs.
 LossResult compute_loss(const LossInputs& in, const LossOptions& opt, const LossNormaliser& norm);
 
-/// Completion mask and truncation flags from token ids, as TRL builds them: 1 up to and including the
-/// first EOS (so EOS is inside the mask even when pad == eos), 0 after it. completion_ids [B, T] int64;
-/// eos_ids: every id that ends a completion. Returns {mask [B, T] float32, truncated [B] bool}, where
-/// truncated = no EOS anywhere in the row (the completion hit max_completion_length).
-std::pair<torch::Tensor, torch::Tensor> completion_mask_from_ids(const torch::Tensor& completion_ids,
-                                                                 const std::vector<int64_t>& eos_ids);
-
 /// grpo.mask_truncated_completions: the mask with the rows of truncated completions zeroed (TRL
 /// `completion_mask * (~is_truncated).unsqueeze(1)`). mask [B, T] float or bool, truncated [B] bool;
 /// returns the mask's dtype. Throws grpo::InputError on mismatched shapes.
