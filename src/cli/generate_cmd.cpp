@@ -10,6 +10,7 @@
 
 #include "grpo/cli/commands.h"
 #include "grpo/config/config.h"
+#include "grpo/model/apply_kernels.h"
 #include "grpo/model/model_loader.h"
 #include "grpo/rollout/engine.h"
 #include "grpo/tokenizer/chat_template.h"
@@ -139,6 +140,7 @@ void run_generate(const GenerateArgs& a) {
   auto records = read_prompts(a.prompts, *chat, a.raw);
 
   if (!model) model = open_model(cfg.model, *tokenizer, a.seed);
+  model::apply_kernels(*model, cfg.kernels);  // the same kernels as the trainer's rollout
   model->eval();
   log::info(str("generate: ", records.size(), " prompts x ", a.num_generations, " completions on ", model->device().str(),
                 ", tokenizer ", tokenizer->describe()));

@@ -29,8 +29,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     q = q_norm(q);
     k = k_norm(k);
   }
-  q = apply_rope(q.transpose(1, 2), cos, sin);  // [B, H, T, hd]
-  k = apply_rope(k.transpose(1, 2), cos, sin);  // [B, Hkv, T, hd]
+  std::tie(q, k) = apply_rope_qk(q, k, cos, sin, rope_impl);  // [B, H, T, hd], [B, Hkv, T, hd]
   if (cache) std::tie(k, v) = cache->write(layer_, k, v);
   auto out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
                                               /*scale=*/std::nullopt, /*enable_gqa=*/n_heads_ != n_kv_heads_);

@@ -15,9 +15,10 @@ BlockImpl::BlockImpl(const ModelSpec& s, int64_t i) {
 std::pair<torch::Tensor, std::optional<MoeStats>> BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                                                      const torch::Tensor& sin, const torch::Tensor& mask,
                                                                      KVCache* cache, const torch::Tensor& valid) {
-  auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache);
-  if (mlp) return {h + mlp(post_attention_layernorm(h)), std::nullopt};
-  auto [y, stats] = moe(post_attention_layernorm(h), valid);
+  // h = x + attn; n = norm(h): one fused op when the norm's implementation is GRPO.
+  auto [n, h] = post_attention_layernorm->add_forward(self_attn(input_layernorm(x), cos, sin, mask, cache), x);
+  if (mlp) return {h + mlp(n), std::nullopt};
+  auto [y, stats] = moe(n, valid);
   return {h + y, stats};
 }
 

@@ -1,5 +1,6 @@
 #include "grpo/model/mlp.h"
 
+#include "grpo/kernels/ops.h"
 #include "grpo/model/packed_linear.h"
 
 namespace grpo::model {
@@ -12,7 +13,8 @@ MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return linear(down_proj, torch::silu(linear(gate_proj, x)) * linear(up_proj, x));
+  auto gate = linear(gate_proj, x), up = linear(up_proj, x);  // [..., intermediate]
+  return linear(down_proj, impl == OpImpl::GRPO ? kernels::swiglu(gate, up) : torch::silu(gate) * up);
 }
 
 }  // namespace grpo::model

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "grpo/kernels/ops.h"
+
 namespace grpo::model {
 
 torch::Tensor rope_inv_freq(const ModelSpec& spec) {
@@ -36,6 +38,18 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const
   const int64_t half = x.size(-1) / 2;
   auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * c + rotated * s;
+}
+
+std::pair<torch::Tensor, torch::Tensor> apply_rope_qk(const torch::Tensor& q, const torch::Tensor& k,
+                                                      const torch::Tensor& cos, const torch::Tensor& sin,
+                                                      OpImpl impl) {
+  if (impl == OpImpl::PLAIN) return {apply_rope(q.transpose(1, 2), cos, sin), apply_rope(k.transpose(1, 2), cos, sin)};
+  // rope_cos_sin's tables repeat the angles in both halves; the op takes one half per token.
+  const int64_t half = cos.size(-1) / 2, tokens = cos.size(0) * cos.size(1);
+  auto c = cos.narrow(-1, 0, half).reshape({tokens, half}).contiguous();  // [B*T, hd/2] float32
+  auto s = sin.narrow(-1, 0, half).reshape({tokens, half}).contiguous();
+  auto [qr, kr] = kernels::rope(q.contiguous(), k.contiguous(), c, s);
+  return {qr.transpose(1, 2), kr.transpose(1, 2)};
 }
 
 }  // namespace grpo::model

@@ -9,6 +9,7 @@
 #include "grpo/data/tasks.h"
 #include "grpo/dist/distributed.h"
 #include "grpo/dist/fingerprint.h"
+#include "grpo/model/apply_kernels.h"
 #include "grpo/reward/reward_set.h"
 #include "grpo/tokenizer/sentencepiece_tokenizer.h"
 #include "grpo/train/grpo_stage.h"
@@ -241,6 +242,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
     log::info(str("stage ", i + 1, "/", stages.size(), ": ", name, ", ", ss.max_steps, " steps, lr ", ss.learning_rate,
                   ", into ", dir.string()));
     Policy policy = load_policy(scfg);
+    model::apply_kernels(*policy.model, scfg.kernels);  // the rollout and the trainer share this model
     if (i == 0) log::info(str("policy: ", policy.model->spec().architecture, ", ", policy.model->spec().parameter_count(),
                               " parameters (", policy.model->spec().active_parameter_count(), " active per token); tokenizer: ",
                               policy.tokenizer->describe()));

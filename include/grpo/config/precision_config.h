@@ -7,13 +7,13 @@
 namespace grpo::config {
 
 struct KernelsConfig {
-  bool fused_ops = false;               // grpo:: ops instead of plain LibTorch compositions
+  bool fused_ops = false;               // grpo:: ops instead of plain compositions (model/apply_kernels.cpp)
   int64_t logprob_chunk_size = 4096;    // vocabulary rows per chunk of the token-logprob op
   bool fp8 = false;                     // FP8 GEMMs in the linear layers; refused by validate() until wired
 
   template <class V> void visit(V& v) {
     v("fused_ops", fused_ops,
-      "Use grpo's custom operators (residual add + RMSNorm, SwiGLU, RoPE, chunked token logprobs): CUDA kernels on GPU tensors, the LibTorch reference on CPU.");
+      "Use grpo's custom operators for RMSNorm (fused with the residual add after attention), SwiGLU and RoPE: CUDA kernels on GPU tensors, the LibTorch reference on CPU. The run log names what each op family uses (docs/kernels.md). Training logprobs use grpo::token_logprobs either way.");
     v("logprob_chunk_size", logprob_chunk_size,
       "Vocabulary rows per chunk when computing token logprobs from hidden states; peak extra memory is tokens x chunk logits.",
       at_least(1));

@@ -22,6 +22,7 @@ class AttentionImpl : public torch::nn::Module {
                         const torch::Tensor& mask, KVCache* cache);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};
+  OpImpl rope_impl = OpImpl::PLAIN;  // set by apply_kernels (rotary.h apply_rope_qk)
 
  private:
   int64_t layer_, n_heads_, n_kv_heads_, head_dim_;

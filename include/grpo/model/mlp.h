@@ -3,6 +3,8 @@
 // down(silu(gate(x)) * up(x)), no biases, as in Llama/Qwen/Mixtral experts.
 #include <torch/torch.h>
 
+#include "grpo/model/op_impl.h"
+
 namespace grpo::model {
 
 class MlpImpl : public torch::nn::Module {
@@ -11,6 +13,7 @@ class MlpImpl : public torch::nn::Module {
   /// x: [..., hidden] -> [..., hidden], same dtype.
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  OpImpl impl = OpImpl::PLAIN;  // silu(gate) * up: plain, or grpo::swiglu (set by apply_kernels)
 };
 TORCH_MODULE(Mlp);
 

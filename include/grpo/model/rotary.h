@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "grpo/model/model_spec.h"
+#include "grpo/model/op_impl.h"
 
 namespace grpo::model {
 
@@ -18,5 +19,12 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const torch::Tensor& inv_fr
 /// Rotates x [B, H, T, head_dim] by cos/sin [B, T, head_dim] (float32; cast to x's dtype):
 /// x * cos + rotate_half(x) * sin.
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+/// Rotates q [B, T, H, head_dim] and k [B, T, Hkv, head_dim] by cos/sin [B, T, head_dim] and
+/// returns them as [B, H, T, head_dim] and [B, Hkv, T, head_dim]: apply_rope on each (PLAIN), or
+/// one grpo::rope call on both (GRPO; the tables' two equal halves passed once).
+std::pair<torch::Tensor, torch::Tensor> apply_rope_qk(const torch::Tensor& q, const torch::Tensor& k,
+                                                      const torch::Tensor& cos, const torch::Tensor& sin,
+                                                      OpImpl impl);
 
 }  // namespace grpo::model
