@@ -9,7 +9,7 @@
 #include <cstdlib>
 
 #include "grpo/dist/fingerprint.h"
-#include "grpo/dist/host_label.h"
+#include "host_label.h"
 #include "grpo/util/error.h"
 #include "grpo/util/log.h"
 #include "gloo_backend.h"

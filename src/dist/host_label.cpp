@@ -1,4 +1,4 @@
-#include "grpo/dist/host_label.h"
+#include "host_label.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
