@@ -76,7 +76,7 @@ void GrpoStage::restore_extra_state(const nlohmann::json& s) {
 
 torch::Tensor GrpoStage::no_grad_logprobs(model::Transformer& model, const TokenBatch& b) {
   torch::NoGradGuard ng;
-  return completion_logprobs(model, b, cfg_.rollout.temperature, cfg_.trainer.bf16).logprobs;
+  return completion_logprobs(model, b, cfg_.rollout.temperature, cfg_.trainer.bf16, cfg_.kernels.logprob_chunk_size).logprobs;
 }
 
 // One generation batch: select the groups (draw prompts, roll out, score, dynamic sampling), their
@@ -357,7 +357,8 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     auto& tb = gen.micro[k];
     const int64_t rows = tb.completion_ids.size(0);
     if (reducer_) reducer_->set_sync(k + 1 == nmb);
-    auto lp = completion_logprobs(policy_.model, tb, cfg_.rollout.temperature, cfg_.trainer.bf16);
+    auto lp = completion_logprobs(policy_.model, tb, cfg_.rollout.temperature, cfg_.trainer.bf16,
+                                  cfg_.kernels.logprob_chunk_size);
     LossInputs in;
     in.logprobs = lp.logprobs;
     if (!gen.old_logprobs.empty()) in.old_logprobs = gen.old_logprobs[k];

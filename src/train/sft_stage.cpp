@@ -55,7 +55,7 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
     for (int64_t i = k * mb; i < (k + 1) * mb; ++i) ps.push_back(&prompts[static_cast<size_t>(i)]), cs.push_back(&responses[static_cast<size_t>(i)]);
     auto tb = make_token_batch(ps, cs, pad, policy_.model->device());
     if (reducer_) reducer_->set_sync(k + 1 == ga);
-    auto lp = completion_logprobs(policy_.model, tb, 1.0, cfg_.trainer.bf16);
+    auto lp = completion_logprobs(policy_.model, tb, 1.0, cfg_.trainer.bf16, cfg_.kernels.logprob_chunk_size);
     auto loss = -(lp.logprobs * tb.completion_mask).sum() / denom;
     if (aux_coef > 0) loss = loss + lp.aux_loss * (aux_coef / ga);
     sum_into(loss_total, loss);

@@ -48,7 +48,7 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
 }
 
 CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature,
-                                       bool bf16) {
+                                       bool bf16, int64_t chunk_size) {
   model::ForwardOutput out;
   {
     Bf16Autocast autocast(bf16, model->device());
@@ -61,7 +61,7 @@ CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBat
   // [B, C, D]: the states that predict completion tokens, in the head's dtype (after a bf16 forward too)
   auto h = out.hidden.narrow(1, P - 1, C).to(w.scalar_type());
   auto [logp, ent] = kernels::token_logprobs(h.reshape({B * C, h.size(2)}), w, batch.completion_ids.reshape({B * C}),
-                                             temperature > 0 ? temperature : 1.0);
+                                             temperature > 0 ? temperature : 1.0, chunk_size);
   return {logp.view({B, C}), ent.view({B, C}), out.aux_loss, out.expert_load};
 }
 

@@ -32,7 +32,8 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
 /// {logp [B, C] float32, entropy [B, C] float32}, differentiable when grad mode is on. Also
 /// returns the MoE auxiliary loss of the forward (scalar; 0 for dense models). `bf16`
 /// (trainer.bf16): the transformer forward runs under CUDA bf16 autocast (Bf16Autocast; nothing
-/// on CPU); the head and log-softmax stay float32.
+/// on CPU); the head and log-softmax stay float32. `chunk_size`: kernels.logprob_chunk_size, the
+/// vocabulary rows per chunk of the op (peak extra memory tokens x chunk_size logits).
 struct CompletionLogprobs {
   torch::Tensor logprobs;   // [B, C] float32
   torch::Tensor entropies;  // [B, C] float32
@@ -40,6 +41,6 @@ struct CompletionLogprobs {
   std::vector<torch::Tensor> expert_load;  // per MoE layer [E]
 };
 CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature,
-                                       bool bf16 = false);
+                                       bool bf16 = false, int64_t chunk_size = 4096);
 
 }  // namespace grpo::train
