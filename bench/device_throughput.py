@@ -222,6 +222,12 @@ def main():
             continue
         s = grpo_step(args, model_dir, args.work, variant, override)
         summary["step"].append(s)
+        if "error" in s and variant == "fp8" and "not yet wired" in s["error"]:
+            # grpo refuses kernels.fp8 until the FP8 linear is in the model (issue 14): expected, not a failure.
+            reason = "kernels.fp8 refused by grpo's config check: the FP8 linear is not yet wired into the model"
+            summary["step"][-1] = {"variant": variant, "skipped": reason}
+            print(f"RESULT\t{name}\tSKIP\t{reason}")
+            continue
         if "error" in s:
             print(f"step {variant}: ERROR {s['error']}", flush=True)
             print(f"RESULT\t{name}\tFAIL\t{s['error'][:300]}".replace("\n", " "))

@@ -219,6 +219,24 @@ def run(cmd):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def compare_bins(args, yaml, first):
+    """--compare-bin: the same step through two grpo binaries, alternated, medians per phase."""
+    cmd = ["--config", yaml, "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    runs = {"a": [first], "b": []}
+    for r in range(args.rounds):
+        runs["b"].append(run([args.compare_bin] + cmd))
+        if r + 1 < args.rounds:
+            runs["a"].append(run([args.bin] + cmd))
+    print(f"GRPO step, CPU, {args.threads} threads, {args.B}x{args.G}x{args.new}: A = {args.bin}, "
+          f"B = {args.compare_bin}, median over {args.rounds} alternated round(s) of per-run medians")
+    print(f"{'phase':10s} {'A s':>9s} {'B s':>9s} {'B/A':>9s}")
+    for ph in ("rollout", "reward", "logprobs", "update", "total"):
+        a = statistics.median(x["median"][ph] for x in runs["a"])
+        b = statistics.median(x["median"][ph] for x in runs["b"])
+        print(f"{ph:10s} {a:9.3f} {b:9.3f} {b / a if a > 0 else float('nan'):8.3f}x")
+    print(json.dumps(runs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="build/bin/bench_grpo_step_bench")
@@ -231,6 +249,10 @@ def main():
     ap.add_argument("--intermediate", type=int, default=688)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--compare-bin", help="a second bench_grpo_step_bench (e.g. built from an earlier commit) "
+                    "run on the same model, data and config instead of TRL: before/after ratios of a change")
+    ap.add_argument("--rounds", type=int, default=1, help="with --compare-bin: alternate the two binaries this many "
+                    "times and report the median of each phase over the rounds")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -249,6 +271,8 @@ def main():
         grpo_config(yaml, dirs["grpo"], data, os.path.join(tmp, "run-grpo"), args)
         o = run([args.bin, "--config", yaml, "--steps", str(args.steps), "--warmup", str(args.warmup),
                  "--threads", str(args.threads)])
+        if args.compare_bin:
+            return compare_bins(args, yaml, o)
         t = run([sys.executable, __file__, "--worker", "--model-dir", dirs["trl"], "--data", data,
                  "--out", os.path.join(tmp, "run-trl"), "--B", str(args.B), "--G", str(args.G), "--new", str(args.new),
                  "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)])

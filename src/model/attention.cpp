@@ -2,7 +2,7 @@
 
 #include "grpo/model/packed_linear.h"
 
-#include "grpo/model/rotary.h"
+#include "rotary.h"
 
 namespace grpo::model {
 

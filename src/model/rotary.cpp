@@ -1,4 +1,4 @@
-#include "grpo/model/rotary.h"
+#include "rotary.h"
 
 #include <cmath>
 

@@ -2,7 +2,7 @@
 
 #include "checkpointed_block.h"
 
-#include "grpo/model/rotary.h"
+#include "rotary.h"
 #include "grpo/util/error.h"
 
 namespace grpo::model {
