@@ -13,7 +13,12 @@ MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  auto gate = linear(gate_proj, x), up = linear(up_proj, x);  // [..., intermediate]
+  // up before gate: the order the original one-expression form ran in (GCC evaluates operator*'s
+  // operands right to left). Autograd runs backward nodes in reverse creation order, so this order
+  // fixes the order in which x's gradient contributions are summed: changing it changes the last
+  // bits of training (the quickstart's numbers must reproduce bit for bit).
+  auto up = linear(up_proj, x);      // [..., intermediate]
+  auto gate = linear(gate_proj, x);  // [..., intermediate]
   return linear(down_proj, impl == OpImpl::GRPO ? kernels::swiglu(gate, up) : torch::silu(gate) * up);
 }
 
