@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/subprocess.h"
 #include "grpo/reward/sandbox_harness.h"
 
 namespace grpo::test {
@@ -24,26 +25,12 @@ namespace fs = std::filesystem;
 
 const std::string kHarnessPy = std::string(GRPO_SOURCE_DIR) + "/src/reward/sandbox_harness.py";
 
-struct Cmd {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
 // `python3 -W error -m py_compile <path>` with the interpreter the sandbox runs (its PATH), the
 // bytecode cache under `cache_dir` instead of beside the source, warnings (invalid escapes, ...)
 // as errors.
-Cmd py_compile(const std::string& path, const fs::path& cache_dir) {
-  Cmd c;
-  std::string cmd = "env PATH=/usr/local/bin:/usr/bin:/bin PYTHONPYCACHEPREFIX='" + cache_dir.string() +
-                    "' python3 -W error -m py_compile '" + path + "' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return c;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) c.out.append(buf, n);
-  int st = pclose(p);
-  c.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return c;
+grpo::testing::CmdResult py_compile(const std::string& path, const fs::path& cache_dir) {
+  return grpo::testing::run_cmd("env PATH=/usr/local/bin:/usr/bin:/bin PYTHONPYCACHEPREFIX='" + cache_dir.string() +
+                                "' python3 -W error -m py_compile '" + path + "'");
 }
 
 struct TempDir {
@@ -64,15 +51,15 @@ TEST(SandboxHarness, EmbeddedTextIsTheFilesBytes) {
 
 TEST(SandboxHarness, FileCompilesAsPython) {
   TempDir tmp;
-  Cmd ok = py_compile(kHarnessPy, tmp.dir);
-  EXPECT_EQ(ok.code, 0) << ok.out;
+  auto ok = py_compile(kHarnessPy, tmp.dir);
+  EXPECT_EQ(ok.rc, 0) << ok.err;
   // The check can fail: a syntax error, and a warning (an invalid escape sequence), are caught.
   const fs::path bad = tmp.dir / "bad.py";
   std::ofstream(bad) << "def f(:\n    pass\n";
-  EXPECT_NE(py_compile(bad.string(), tmp.dir).code, 0);
+  EXPECT_NE(py_compile(bad.string(), tmp.dir).rc, 0);
   const fs::path warns = tmp.dir / "warns.py";
   std::ofstream(warns) << "x = '\\d'\n";
-  EXPECT_NE(py_compile(warns.string(), tmp.dir).code, 0);
+  EXPECT_NE(py_compile(warns.string(), tmp.dir).rc, 0);
 }
 
 }  // namespace
