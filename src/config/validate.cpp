@@ -66,6 +66,19 @@ void validate(const Config& c, const Provenance& prov) {
               "(the run would otherwise train in bf16/fp32)");
   }
 
+  // lora.target_modules: PEFT module names the model layer knows (model/lora.cpp).
+  for (size_t i = 0; i < c.lora.target_modules.size(); ++i) {
+    static const std::regex known("q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|all-linear");
+    if (!std::regex_match(c.lora.target_modules[i], known))
+      bad(prov, str("lora.target_modules.", i),
+          str("lora.target_modules: unknown module '", c.lora.target_modules[i],
+              "' (one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, all-linear)"));
+  }
+  if (c.lora.enabled() && c.grpo.ref_model_sync_steps > 0)
+    bad(prov, "grpo.ref_model_sync_steps",
+        "grpo.ref_model_sync_steps > 0 with lora.r > 0: the LoRA reference is the base model (adapters off), which "
+        "never changes; set grpo.ref_model_sync_steps: 0");
+
   const auto& t = c.trainer;
   int64_t completions = int64_t(t.per_device_train_batch_size) * t.gradient_accumulation_steps;
   if (completions % c.grpo.num_generations != 0)

@@ -1,5 +1,7 @@
 #include "grpo/model/packed_linear.h"
 
+#include "grpo/model/lora.h"
+
 #include <ATen/Context.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -91,12 +93,19 @@ torch::Tensor PackedWeights::linear(const torch::Tensor& x, const torch::Tensor&
 PackedWeightsScope::PackedWeightsScope(PackedWeights* packed) : previous_(t_current) { t_current = packed; }
 PackedWeightsScope::~PackedWeightsScope() { t_current = previous_; }
 
+// y plus the LoRA adapter's term when apply_lora attached an enabled one (lora.h); the base
+// product y may come from the packed weight: the adapter stays unmerged.
+static torch::Tensor with_lora(torch::nn::Linear& l, const torch::Tensor& x, torch::Tensor y) {
+  LoraAdapterImpl* a = lora_adapter(*l);
+  return a && a->enabled ? y + a->delta(x) : y;
+}
+
 torch::Tensor linear(torch::nn::Linear& l, const torch::Tensor& x) {
   PackedWeights* p = t_current;
   if (p && !torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
       PackedWeights::packable(l->weight) && PackedWeights::available())
-    return p->linear(x, l->weight, l->bias);
-  return l->forward(x);
+    return with_lora(l, x, p->linear(x, l->weight, l->bias));
+  return with_lora(l, x, l->forward(x));
 }
 
 }  // namespace grpo::model

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "grpo/config/grpo_config.h"
+#include "grpo/config/lora_config.h"
 #include "grpo/config/model_config.h"
 #include "grpo/config/precision_config.h"
 #include "grpo/config/reward_config.h"
@@ -18,6 +19,7 @@ namespace grpo::config {
 struct Config {
   ModelConfig model;
   KernelsConfig kernels;
+  LoraConfig lora;
   TokenizerConfig tokenizer;
   DataConfig data;
   RolloutConfig rollout;
@@ -34,6 +36,7 @@ struct Config {
   template <class V> void visit(V& v) {
     v("model", model, "The policy model.");
     v("kernels", kernels, "Custom operators and FP8 (docs/kernels.md).");
+    v("lora", lora, "LoRA adapters instead of full fine-tuning (PEFT LoraConfig names; docs/training.md).");
     v("tokenizer", tokenizer, "Tokenizer and chat template.");
     v("data", data, "Datasets and prompt formatting.");
     v("rollout", rollout, "Sampling of completions.");
