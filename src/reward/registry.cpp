@@ -5,9 +5,11 @@
 
 #include "grpo/reward/countdown_reward.h"
 #include "grpo/reward/format_reward.h"
+#include "grpo/reward/http_reward.h"
 #include "grpo/reward/language_consistency_reward.h"
 #include "grpo/reward/length_reward.h"
 #include "grpo/reward/math_answer_reward.h"
+#include "grpo/reward/python_reward.h"
 #include "grpo/util/error.h"
 
 // The sandbox's `code` reward plugs in here when its header exists (see registry.h).
@@ -57,6 +59,10 @@ Registry& registry() {
       return std::make_unique<LanguageConsistencyReward>(e.language_consistency);
     };
     reg->factories[RewardKind::LENGTH] = make_length;
+    reg->factories[RewardKind::PYTHON] = [](const auto& e, const auto& all) {
+      return std::make_unique<PythonReward>(e.python, all.sandbox);
+    };
+    reg->factories[RewardKind::HTTP] = [](const auto& e, const auto&) { return std::make_unique<HttpReward>(e.http); };
     return reg;
   }();
   return *r;
@@ -96,7 +102,9 @@ std::set<std::string> reference_fields(const config::RewardConfig& cfg) {
       case RewardKind::CODE: out.insert(f.code.tests_field); break;
       case RewardKind::FORMAT:
       case RewardKind::LANGUAGE_CONSISTENCY:
-      case RewardKind::LENGTH: break;
+      case RewardKind::LENGTH:
+      case RewardKind::PYTHON:  // reads every column; requires none
+      case RewardKind::HTTP: break;
     }
   };
   for (const auto& f : cfg.functions) {

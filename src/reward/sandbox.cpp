@@ -25,6 +25,27 @@ namespace grpo::reward {
 
 using namespace sandbox_detail;
 
+namespace sandbox_detail {
+
+std::string find_on_sandbox_path(const std::string& name) {
+  auto usable = [](const std::string& p) {
+    struct stat st {};
+    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+  };
+  if (name.find('/') != std::string::npos) {
+    // Absolute paths must lie inside what the sandbox sees.
+    bool visible = name.rfind("/usr/", 0) == 0 || name.rfind("/bin/", 0) == 0;
+    return visible && usable(name) ? name : "";
+  }
+  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
+    std::string p = std::string(dir) + "/" + name;
+    if (usable(p)) return p;
+  }
+  return "";
+}
+
+}  // namespace sandbox_detail
+
 std::string_view status_name(SandboxStatus s) {
   switch (s) {
     case SandboxStatus::OK: return "ok";
@@ -76,23 +97,6 @@ std::string find_init_exe() {
   return "";
 }
 
-std::string find_on_sandbox_path(const std::string& name) {
-  auto usable = [](const std::string& p) {
-    struct stat st {};
-    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
-  };
-  if (name.find('/') != std::string::npos) {
-    // Absolute paths must lie inside what the sandbox sees.
-    bool visible = name.rfind("/usr/", 0) == 0 || name.rfind("/bin/", 0) == 0;
-    return visible && usable(name) ? name : "";
-  }
-  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
-    std::string p = std::string(dir) + "/" + name;
-    if (usable(p)) return p;
-  }
-  return "";
-}
-
 bool mentions_memory_exhaustion(const std::string& err) {
   for (const char* needle : {"MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory",
                              "memory exhausted"})
@@ -101,12 +105,6 @@ bool mentions_memory_exhaustion(const std::string& err) {
 }
 
 }  // namespace
-
-struct Sandbox::Impl {
-  RunHost host;  // what runs share: the view, the seccomp filter, grpo-sandbox-init, the workers
-  std::string python_path, cxx_path;
-  std::atomic<int64_t> errors{0};
-};
 
 namespace {
 

@@ -422,4 +422,23 @@ RunReport run_stages(RunHost& host, const config::SandboxConfig& cfg, const Sand
   return report;
 }
 
+std::string start_live_run(RunHost& host, const config::SandboxConfig& cfg, const SandboxIsolation& iso,
+                           const std::vector<SandboxFile>& files, const StageSpec& spec, LiveRun& out) {
+  SigpipeGuard sigpipe_guard;
+  static const std::string kLive;  // non-null stdin_data: RunPipes makes the stdin pipe
+  std::vector<StageSpec> specs{spec};
+  specs[0].stdin_data = &kLive;
+  if (!out.pipes.create(specs)) return str("could not create pipes: ", std::strerror(errno));
+  out.plan = build_plan(host, cfg, iso, files, specs, out.pipes);
+  // The exec (or the fork) has happened once launch_init returns true: `exec` may go then.
+  ExecLaunch exec;
+  out.init = std::make_unique<InitProcess>(host.reaper, out.plan);
+  RunReport report;
+  if (!launch_init(host, iso, *out.plan, out.pipes, exec, *out.init, report)) {
+    out.init.reset();
+    return report.error.empty() ? std::string("could not start the sandbox") : report.error;
+  }
+  return "";
+}
+
 }  // namespace grpo::reward::sandbox_detail

@@ -11,6 +11,7 @@
 // turns it into SandboxResults.
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -77,6 +78,10 @@ struct RunHost {
   NetnsStock netns;
   Reaper reaper;
 };
+
+/// The executable `name` as the sandbox sees it: a name is looked up on kSandboxPath, an absolute
+/// path must lie under /usr/ or /bin/. "" when not found there.
+std::string find_on_sandbox_path(const std::string& name);
 
 /// Runs `specs` one after another in one sandbox holding `files`. Setup failures come back in
 /// RunReport::error; the call throws only when this thread could not return to its own network
@@ -148,4 +153,29 @@ class InitProcess {
 void pump_pipes(RunReport& report, const std::vector<StageSpec>& specs, RunPipes& pipes, InitProcess& init,
                 int max_output_bytes);
 
+/// A run of one stage that the host talks to itself while it runs (a persistent worker,
+/// sandbox_session.h): the plan builder's and the launcher's work, without the pump. The stage's
+/// stdin, stdout and stderr and init's status pipe stay open in `pipes` (host ends).
+struct LiveRun {
+  RunPipes pipes;
+  std::shared_ptr<Plan> plan;
+  std::unique_ptr<InitProcess> init;  // destroyed: the run is killed and reaped in the background
+};
+
+/// Starts `spec` (its stdin_data is ignored: the stdin pipe is always made) in a fresh sandbox
+/// holding `files`. Returns "" on success, else what failed (nothing is left running).
+std::string start_live_run(RunHost& host, const config::SandboxConfig& cfg, const SandboxIsolation& iso,
+                           const std::vector<SandboxFile>& files, const StageSpec& spec, LiveRun& out);
+
 }  // namespace grpo::reward::sandbox_detail
+
+namespace grpo::reward {
+
+/// What a Sandbox holds beyond its config (shared by sandbox.cpp and sandbox_session.cpp).
+struct Sandbox::Impl {
+  sandbox_detail::RunHost host;  // what runs share: the view, the seccomp filter, grpo-sandbox-init, the workers
+  std::string python_path, cxx_path;
+  std::atomic<int64_t> errors{0};
+};
+
+}  // namespace grpo::reward

@@ -12,12 +12,13 @@
 
 namespace grpo::config {
 
-enum class RewardKind { FORMAT, MATH_ANSWER, COUNTDOWN, CODE, LANGUAGE_CONSISTENCY, LENGTH };
+enum class RewardKind { FORMAT, MATH_ANSWER, COUNTDOWN, CODE, LANGUAGE_CONSISTENCY, LENGTH, PYTHON, HTTP };
 template <> struct EnumNames<RewardKind> {
   static constexpr std::pair<RewardKind, std::string_view> items[] = {
       {RewardKind::FORMAT, "format"},       {RewardKind::MATH_ANSWER, "math_answer"},
       {RewardKind::COUNTDOWN, "countdown"}, {RewardKind::CODE, "code"},
-      {RewardKind::LANGUAGE_CONSISTENCY, "language_consistency"}, {RewardKind::LENGTH, "length"}};
+      {RewardKind::LANGUAGE_CONSISTENCY, "language_consistency"}, {RewardKind::LENGTH, "length"},
+      {RewardKind::PYTHON, "python"},       {RewardKind::HTTP, "http"}};
 };
 
 enum class FormatMode { STRICT, SOFT };
@@ -133,6 +134,38 @@ struct LengthParams {
   }
 };
 
+// `python`: a TRL-style reward function (docs/rewards.md, "Your own reward in Python").
+struct PythonParams {
+  std::string file;       // the .py file holding the function
+  std::string function;   // the function's name in it
+  std::string python = "python3";
+  double timeout_s = 60.0;  // per batch
+  int memory_mb = 4096;     // address space of the worker
+  template <class V> void visit(V& v) {
+    v("file", file, "Python file defining the reward function (TRL's contract: f(prompts, completions, completion_ids, **columns) -> list of float or None).");
+    v("function", function, "Name of the function in `file`; its reward is logged under this name.");
+    v("python", python, "Python 3 interpreter of the worker: a name on the sandbox PATH (/usr/local/bin:/usr/bin:/bin) or an absolute path under /usr (e.g. a venv in /usr/local) holding the packages the function imports.");
+    v("timeout_s", timeout_s, "Wall-clock limit of one batch (including the import of the file on the worker's first batch); past it the worker is killed and restarted and the batch's rows are masked.", greater_than(0));
+    v("memory_mb", memory_mb, "Address-space limit of the worker, MiB.", at_least(64));
+  }
+};
+
+// `http`: a remote reward endpoint (docs/rewards.md, "A remote reward server").
+struct HttpParams {
+  std::string url;          // http://host:port/path
+  std::string label = "http";
+  double timeout_s = 30.0;  // per attempt
+  int retries = 2;          // extra attempts after a failed one
+  double retry_delay_s = 1.0;
+  template <class V> void visit(V& v) {
+    v("url", url, "http:// URL the batch is POSTed to as JSON (https is not supported: put a local proxy in front).");
+    v("label", label, "Name the reward is logged under.");
+    v("timeout_s", timeout_s, "Limit of one attempt (connect, send, reply), seconds.", greater_than(0));
+    v("retries", retries, "Further attempts after a failed one (connection refused, timeout, HTTP 5xx, unreadable reply).", at_least(0));
+    v("retry_delay_s", retry_delay_s, "Wait before a retry, seconds (doubled each time).", at_least(0));
+  }
+};
+
 struct RewardFunctionConfig {
   RewardKind name = RewardKind::FORMAT;
   double weight = 1.0;
@@ -142,6 +175,8 @@ struct RewardFunctionConfig {
   CodeParams code;
   LanguageConsistencyParams language_consistency;
   LengthParams length;
+  PythonParams python;
+  HttpParams http;
 
   // Only the parameters of the named kind are accepted (and dumped): a `mode:` under math_answer
   // is an unknown key, not silently ignored.
@@ -155,6 +190,8 @@ struct RewardFunctionConfig {
       case RewardKind::CODE: code.visit(v); break;
       case RewardKind::LANGUAGE_CONSISTENCY: language_consistency.visit(v); break;
       case RewardKind::LENGTH: length.visit(v); break;
+      case RewardKind::PYTHON: python.visit(v); break;
+      case RewardKind::HTTP: http.visit(v); break;
     }
   }
   template <class V> void document_all(V& v) {
@@ -166,6 +203,8 @@ struct RewardFunctionConfig {
     v("(code)", code, "Parameters when name is code.");
     v("(language_consistency)", language_consistency, "Parameters when name is language_consistency.");
     v("(length)", length, "Parameters when name is length.");
+    v("(python)", python, "Parameters when name is python.");
+    v("(http)", http, "Parameters when name is http.");
   }
 };
 

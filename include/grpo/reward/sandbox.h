@@ -75,6 +75,8 @@ struct SandboxIsolation {
 };
 
 /// Runs programs. Thread-safe: run() may be called from many threads at once (see SandboxPool).
+class SandboxSession;
+
 class Sandbox {
  public:
   /// Probes what the kernel allows (falling back feature by feature, each fallback logged once
@@ -104,6 +106,7 @@ class Sandbox {
   struct Impl;
 
  private:
+  friend class SandboxSession;  // a long-lived program in this sandbox (sandbox_session.h)
   config::SandboxConfig cfg_;
   SandboxIsolation iso_;
   std::unique_ptr<Impl> impl_;
