@@ -9,6 +9,8 @@
 // trainer.per_device_train_batch_size, gradient_accumulation_steps). Prints one JSON line: per-phase
 // seconds of each timed step, their medians, and the completion lengths (a fixed-length comparison
 // needs a tokenizer without EOS: see the script).
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -21,6 +23,7 @@
 #include "grpo/config/config.h"
 #include "grpo/reward/reward_set.h"
 #include "grpo/train/grpo_stage.h"
+#include "grpo/train/lora_policy.h"
 #include "grpo/train/policy.h"
 
 namespace {
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     const auto& cfg = loaded.config;
     torch::manual_seed(static_cast<uint64_t>(cfg.trainer.seed));
     auto policy = grpo::train::load_policy(cfg);
+    grpo::train::apply_config_lora(policy.model, cfg);  // lora.r > 0: adapters, base frozen, reference = base
     auto rewards = grpo::reward::RewardSet::from_config(cfg.reward);
 
     grpo::train::StageSettings ss;
@@ -110,6 +114,10 @@ int main(int argc, char** argv) {
     j["completion_length_max"] = len_max;
     j["prompt_tokens_mean"] = prompt_tokens;  // of the last step
     j["steps"] = t;
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    j["peak_rss_mib"] = double(ru.ru_maxrss) / 1024.0;  // ru_maxrss: KiB on Linux
+    j["lora_r"] = cfg.lora.r;
     for (auto& [k, v] : t) j["median"][k] = median(v);
     std::cout << j.dump() << std::endl;
   } catch (const std::exception& e) {

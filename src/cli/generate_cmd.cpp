@@ -15,6 +15,7 @@
 #include "grpo/rollout/engine.h"
 #include "grpo/tokenizer/chat_template.h"
 #include "grpo/tokenizer/tokenizer.h"
+#include "grpo/train/lora_policy.h"
 #include "grpo/train/policy.h"
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
@@ -141,6 +142,7 @@ void run_generate(const GenerateArgs& a) {
 
   if (!model) model = open_model(cfg.model, *tokenizer, a.seed);
   model::apply_kernels(*model, cfg.kernels);  // the same kernels as the trainer's rollout
+  train::apply_config_lora(model, cfg);       // a LoRA final/ or lora.adapter_path: generate with the adapters
   model->eval();
   log::info(str("generate: ", records.size(), " prompts x ", a.num_generations, " completions on ", model->device().str(),
                 ", tokenizer ", tokenizer->describe()));

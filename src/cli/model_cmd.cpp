@@ -7,7 +7,9 @@
 #include "grpo/cli/commands.h"
 #include "grpo/config/config.h"
 #include "grpo/model/hf_weights.h"
+#include "grpo/model/lora.h"
 #include "grpo/model/model_loader.h"
+#include "grpo/train/lora_policy.h"
 #include "grpo/train/policy.h"
 #include "grpo/util/error.h"
 
@@ -16,6 +18,7 @@ namespace {
 
 struct ModelArgs {
   std::string path, out, dtype = "float32", tokenizer;
+  bool merge = false;  // convert: merge LoRA adapters into the weights (PEFT merge_and_unload)
 };
 
 namespace sfs = std::filesystem;
@@ -41,6 +44,7 @@ Loaded load_any(const std::string& path, const std::string& tokenizer) {
                "' is not found from this directory (relative paths are relative to where the run was started): "
                "run from there, or pass --tokenizer FILE");
   auto policy = train::load_policy(c);
+  train::apply_config_lora(policy.model, c);  // a LoRA stage's final/: its adapters too
   return {policy.model, tok};
 }
 
@@ -103,9 +107,17 @@ void register_model_commands(CLI::App& app) {
   conv->add_option("out", conv_args.out, "Output directory (config.json + model.safetensors)")->required();
   conv->add_option("--dtype", conv_args.dtype, "Stored dtype: float32, bfloat16 or float16")
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  conv->add_flag("--merge", conv_args.merge,
+                 "A LoRA policy: write the merged weights W + scaling * B @ A (PEFT's merge_and_unload); its adapters "
+                 "alone are final/adapter_model.safetensors");
   conv->callback([] {
     auto loaded = load_any(conv_args.path, conv_args.tokenizer);
     auto& m = loaded.model;
+    if (model::has_lora(*m)) {
+      GRPO_REQUIRE(conv_args.merge, conv_args.path, " is a LoRA policy: pass --merge to write merged full weights (the "
+                   "adapters alone are its adapter_model.safetensors, for peft.PeftModel.from_pretrained)");
+      model::merge_and_unload(*m);
+    }
     const auto dt = conv_args.dtype == "bfloat16" ? torch::kBFloat16
                     : conv_args.dtype == "float16" ? torch::kFloat16
                                                    : torch::kFloat32;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "grpo/dist/rank_rng.h"
+#include "grpo/model/lora.h"
 #include "grpo/train/advantages.h"
 #include "grpo/train/evaluate.h"
 #include "grpo/train/loss.h"
@@ -59,7 +60,9 @@ GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& 
     : StageRunner(cfg, std::move(settings), policy, std::move(dist)), rewards_(rewards), eval_data_(eval_data) {
   engine_ = std::make_unique<rollout::RolloutEngine>(policy_.model, *policy_.tokenizer, cfg_.rollout);
   // beta == 0 loads no reference model, unless grpo.log_kl asks for the KL as a metric.
-  if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
+  // With LoRA adapters the reference is the base model: the policy with its adapters switched off.
+  if ((cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) && model::has_lora(*policy_.model)) ref_is_base_ = true;
+  else if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
 }
 
 GrpoStage::~GrpoStage() = default;
@@ -72,6 +75,12 @@ void GrpoStage::restore_extra_state(const nlohmann::json& s) {
   // The reference model was cloned from the stage's starting weights in the constructor, before
   // the checkpoint's weights were loaded: exact without ref_model_sync_steps. With re-syncs, a
   // resumed run's reference is the starting policy until its next sync (documented limitation).
+}
+
+torch::Tensor GrpoStage::reference_logprobs(const TokenBatch& b) {
+  if (ref_) return no_grad_logprobs(ref_, b);
+  model::LoraDisabled base(*policy_.model);
+  return no_grad_logprobs(policy_.model, b);
 }
 
 torch::Tensor GrpoStage::no_grad_logprobs(model::Transformer& model, const TokenBatch& b) {
@@ -304,8 +313,8 @@ void GrpoStage::old_and_ref_logprobs(Generation& gen, StepMetrics& m) {
   auto t0 = std::chrono::steady_clock::now();
   if (cfg_.grpo.num_iterations > 1)
     for (auto& tb : gen.micro) gen.old_logprobs.push_back(no_grad_logprobs(policy_.model, tb));
-  if (ref_)
-    for (auto& tb : gen.micro) gen.ref_logprobs.push_back(no_grad_logprobs(ref_, tb));
+  if (ref_ || ref_is_base_)
+    for (auto& tb : gen.micro) gen.ref_logprobs.push_back(reference_logprobs(tb));
   m.add_mean("time/logprobs", seconds_since(t0));
 }
 
@@ -380,7 +389,7 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     sm.add_mean("clip_ratio/low", lm.clip_low_sum, lm.clip_count);
     sm.add_mean("clip_ratio/high", lm.clip_high_sum, lm.clip_count);
     sm.add_mean("clip_ratio/region", lm.clip_region_sum, lm.clip_count);
-    if (ref_) sm.add_mean("kl", lm.kl_sum, lm.token_count);
+    if (ref_ || ref_is_base_) sm.add_mean("kl", lm.kl_sum, lm.token_count);
     {
       torch::NoGradGuard ng;
       auto msk = tb.completion_mask.to(torch::kFloat32);

@@ -13,6 +13,7 @@
 #include "grpo/reward/reward_set.h"
 #include "grpo/tokenizer/sentencepiece_tokenizer.h"
 #include "grpo/train/grpo_stage.h"
+#include "grpo/train/lora_policy.h"
 #include "sft_stage.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/log.h"
@@ -243,6 +244,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
                   ", into ", dir.string()));
     Policy policy = load_policy(scfg);
     model::apply_kernels(*policy.model, scfg.kernels);  // the rollout and the trainer share this model
+    const config::LoraConfig lora = apply_config_lora(policy.model, scfg);  // adapters after kernels, as in generate
     if (i == 0) log::info(str("policy: ", policy.model->spec().architecture, ", ", policy.model->spec().parameter_count(),
                               " parameters (", policy.model->spec().active_parameter_count(), " active per token); tokenizer: ",
                               policy.tokenizer->describe()));
@@ -266,6 +268,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
     }
     if (is_main) {
       save_policy_dir(policy, scfg, final_dir.string());
+      save_lora_adapter_files(policy.model, lora, scfg, final_dir.string());  // PEFT files beside it (LoRA only)
       nlohmann::json j = {{"stage", name}, {"steps", report.steps}};
       if (report.evaluated) j["eval"] = eval_to_json(report.eval);
       fs::atomic_write((dir / "stage.json").string(), j.dump(2) + "\n");

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "grpo/data/prompt.h"
+#include "grpo/train/lora_policy.h"
 #include "grpo/model/block.h"
 #include "grpo/reward/registry.h"
 #include "grpo/util/log.h"
@@ -115,7 +116,7 @@ void StageRunner::try_resume() {
                settings_.finished_steps, " steps but ", settings_.dir, "/checkpoints holds no valid checkpoint to continue from",
                " (to train ", settings_.max_steps, " steps from the start, pass --overwrite or choose another trainer.output_dir)");
   if (path) {
-    auto loaded = load_checkpoint(*path, policy_weights(policy_.model), optimizer_.get());
+    auto loaded = load_checkpoint(*path, checkpoint_weights(policy_.model), optimizer_.get());
     const auto& st = loaded.state;
     // One RNG state per rank of the writing run: its world size. The data order, each rank's share
     // of a step and the per-rank streams depend on it, so a different world size is refused.
@@ -163,7 +164,7 @@ void StageRunner::save(const std::string& why) {
   st.metrics_jsonl = metrics_log_ ? metrics_log_->history() : "";
   st.extra = {{"nonfinite_steps", nonfinite_total_}, {"stage", extra_state()}};
   st.rng = all;
-  auto dir = save_checkpoint(settings_.dir, st, policy_weights(policy_.model), optimizer_.get(),
+  auto dir = save_checkpoint(settings_.dir, st, checkpoint_weights(policy_.model), optimizer_.get(),
                              cfg_.checkpoint.save_total_limit);
   log::info(str("saved checkpoint ", dir, " (", why, ")"));
   if (dist_ && dist_->world_size() > 1) dist_->barrier();

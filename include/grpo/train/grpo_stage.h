@@ -56,11 +56,13 @@ class GrpoStage : public StageRunner {
   void old_and_ref_logprobs(Generation& gen, StepMetrics& metrics);
   void log_completion_samples(const Generation& gen, const GroupBatch& batch) const;
   torch::Tensor no_grad_logprobs(model::Transformer& model, const TokenBatch& b);
+  torch::Tensor reference_logprobs(const TokenBatch& b);  // ref_, or the LoRA base
 
   const reward::RewardSet& rewards_;
   const data::Dataset* eval_data_;
   std::unique_ptr<rollout::RolloutEngine> engine_;
   model::Transformer ref_{nullptr};
+  bool ref_is_base_ = false;  // LoRA: the reference is the policy with its adapters off (no ref_ copy)
   std::unique_ptr<Generation> gen_;
   int iteration_ = 0;          // update index within the current generation batch
   int64_t generations_ = 0;    // generation batches drawn so far
