@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   grpo::cli::register_train_commands(app);
   grpo::cli::register_tokenizer_commands(app);
   grpo::cli::register_generate_commands(app);
+  grpo::cli::register_eval_commands(app);
   grpo::cli::register_launch_commands(app);
   grpo::cli::register_reward_commands(app);
   grpo::cli::register_sandbox_commands(app);

@@ -29,6 +29,9 @@ void register_sandbox_commands(CLI::App& app);
 /// `grpo reward CONFIG --input FILE.jsonl --out FILE.jsonl`: scores completions offline.
 void register_reward_commands(CLI::App& app);
 
+/// `grpo eval CONFIG|MODEL --task NAME`: accuracy, pass@k, maj@k of a model on a task split.
+void register_eval_commands(CLI::App& app);
+
 /// `grpo launch --nproc N -- <subcommand> ...`: N local data-parallel worker processes.
 void register_launch_commands(CLI::App& app);
 
