@@ -243,8 +243,12 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
     log::info(str("stage ", i + 1, "/", stages.size(), ": ", name, ", ", ss.max_steps, " steps, lr ", ss.learning_rate,
                   ", into ", dir.string()));
     Policy policy = load_policy(scfg);
-    model::apply_kernels(*policy.model, scfg.kernels);  // the rollout and the trainer share this model
+    const std::string kernels_line = model::apply_kernels(*policy.model, scfg.kernels);  // rollout and trainer share it
     const config::LoraConfig lora = apply_config_lora(policy.model, scfg);  // adapters after kernels, as in generate
+    if (is_main) {  // the run directory says which kernels trained it, not only the log
+      sfs::create_directories(dir);
+      fs::atomic_write((dir / "kernels.txt").string(), kernels_line + "\n");
+    }
     if (i == 0) log::info(str("policy: ", policy.model->spec().architecture, ", ", policy.model->spec().parameter_count(),
                               " parameters (", policy.model->spec().active_parameter_count(), " active per token); tokenizer: ",
                               policy.tokenizer->describe()));

@@ -6,6 +6,7 @@
 //   data/train.jsonl, data/eval.jsonl        (task.name != none and no data files given)
 //   stage-1-sft/ stage-2-grpo/ ...           (one stage: directly in output_dir)
 //     checkpoints/  metrics.jsonl  samples.jsonl  tensorboard/
+//     kernels.txt  (the kernels line: which implementation each op family runs)
 //     final/  (model.safetensors + config.yaml: a model.path for later stages and grpo generate)
 //     stage.json  (written last: steps and evaluation of the finished stage)
 #include <string>
