@@ -22,8 +22,6 @@
 namespace grpo::dist {
 namespace {
 
-constexpr double kRendezvousMinS = 120;
-
 std::chrono::milliseconds to_ms(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000.0)); }
 
 // c10 errors carry a C++ backtrace after the message; one or two lines are what a user can read.
@@ -135,22 +133,27 @@ std::shared_ptr<Distributed> Distributed::create(const config::DistributedConfig
       c10d::TCPStoreOptions o;
       o.port = static_cast<uint16_t>(env.master_port);
       o.isServer = env.rank == 0 && !env.agent_store;
-      // Every client counts itself in; the server waits until all world_size have (as
-      // torch.distributed's env:// rendezvous does).
       o.numWorkers = static_cast<size_t>(env.world_size);
-      o.waitWorkers = true;
-      // Processes of one job start seconds (nodes: minutes) apart; the wait for all of them to
-      // connect gets at least kRendezvousMinS, the store's operations timeout_s afterwards.
-      o.timeout = std::max(timeout, to_ms(kRendezvousMinS));
+      // No wait inside the constructor: its timeout error says only how many clients came.
+      // exchange_host_labels() waits instead, with one key per rank, so that the error can
+      // name the ranks that did not arrive. A client retries the connection for timeout_s.
+      o.waitWorkers = false;
+      o.timeout = timeout;
       auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
       // Keys of a restarted group (torchrun --max-restarts) must not meet the old ones.
-      tcp->setTimeout(timeout);
       d->store_ = c10::make_intrusive<c10d::PrefixStore>(str("grpo/", env.restart_count, "/"), tcp);
     }
   } catch (const std::exception& e) {
-    throw Error(str("rank ", env.rank, " of ", env.world_size, ": rendezvous at ", where, " failed within ",
-                    std::max(cfg.timeout_s, kRendezvousMinS), " s: ", short_message(e),
-                    ". Check MASTER_ADDR/MASTER_PORT and that every rank was started"));
+    const bool server = env.rank == 0 && !env.agent_store;
+    std::string cause = short_message(e);
+    while (!cause.empty() && (cause.back() == '.' || cause.back() == ' ')) cause.pop_back();
+    throw Error(str("rank ", env.rank, " of ", env.world_size, ": ",
+                    server ? str("cannot serve the rendezvous store on port ", env.master_port, " (MASTER_PORT)")
+                           : str("cannot reach the rendezvous store at ", where, " (MASTER_ADDR:MASTER_PORT)"),
+                    " within distributed.timeout_s=", cfg.timeout_s, " s: ", cause,
+                    server ? ". Is another run using this port? Pick another MASTER_PORT"
+                           : ". Check MASTER_ADDR/MASTER_PORT, that rank 0's node is up and reachable from this one, "
+                             "and that no firewall blocks the port"));
   }
 
   d->exchange_host_labels(where);
@@ -185,20 +188,62 @@ std::shared_ptr<Distributed> Distributed::create(const config::DistributedConfig
 }
 
 void Distributed::exchange_host_labels(const std::string& where) {
-  // Every rank's host, so that a failed collective can say where its peers run (a Gloo timeout
-  // names no peer). Through the store, before any collective: one key per rank.
+  // The rendezvous proper: every rank publishes its host under host/<rank> and waits for all
+  // the others' keys for timeout_s. The keys also tell, when some never come, which ranks
+  // arrived (and from where) and which did not; a failed collective later names every rank's
+  // host (a Gloo timeout names no peer).
   hosts_.assign(static_cast<size_t>(env_.world_size), "?");
   const std::string mine = host_label();
+  auto key = [](int r) { return str("host/", r); };
+  std::vector<std::string> keys;
+  for (int r = 0; r < env_.world_size; ++r) keys.push_back(key(r));
   try {
-    store_->set(str("host/", env_.rank), std::vector<uint8_t>(mine.begin(), mine.end()));
+    store_->set(key(env_.rank), std::vector<uint8_t>(mine.begin(), mine.end()));
+    store_->wait(keys, to_ms(timeout_s_));
     for (int r = 0; r < env_.world_size; ++r) {
-      auto bytes = store_->get(str("host/", r));  // waits up to the store timeout
+      auto bytes = store_->get(key(r));
       hosts_[r].assign(bytes.begin(), bytes.end());
     }
   } catch (const std::exception& e) {
-    throw Error(str("rank ", env_.rank, " of ", env_.world_size, " (", mine, "): exchanging host names through the store at ",
-                    where, " failed within ", timeout_s_, " s: ", short_message(e), ". Check that every rank was started"));
+    throw Error(missing_ranks_message(where, keys, short_message(e)));
   }
+}
+
+std::string Distributed::missing_ranks_message(const std::string& where, const std::vector<std::string>& keys,
+                                               const std::string& cause) {
+  std::string arrived, missing;
+  int n_arrived = 0, n_missing = 0, listed = 0;
+  bool store_alive = true;
+  for (int r = 0; r < env_.world_size && store_alive; ++r) {
+    bool here = false;
+    try {
+      here = store_->check({keys[r]});
+      if (here && listed < 16) {
+        auto bytes = store_->get(keys[r]);
+        arrived += str(n_arrived ? ", " : "", "rank ", r, " on ", std::string(bytes.begin(), bytes.end()));
+        ++listed;
+      }
+    } catch (const std::exception&) {
+      store_alive = false;  // rank 0's store went away: nothing more to learn from it
+      break;
+    }
+    if (here) {
+      ++n_arrived;
+    } else {
+      // Nodes are numbered as torchrun does when every node runs LOCAL_WORLD_SIZE ranks.
+      if (n_missing < 16)
+        missing += str(n_missing ? ", " : "", "rank ", r, " (node ", r / std::max(1, env_.local_world_size), ")");
+      ++n_missing;
+    }
+  }
+  if (n_arrived > listed) arrived += str(" and ", n_arrived - listed, " more");
+  if (n_missing > 16) missing += str(" and ", n_missing - 16, " more");
+  std::string who = store_alive ? str(n_arrived, " of ", env_.world_size, " ranks arrived (", arrived, "); missing: ",
+                                      missing, ". Check that every node was started, with WORLD_SIZE=",
+                                      env_.world_size, " and the same MASTER_ADDR/MASTER_PORT")
+                                : "the store stopped answering (rank 0 exited?)";
+  return str("rank ", env_.rank, " of ", env_.world_size, " (", host_label(), "): rendezvous at ", where,
+             " (MASTER_ADDR:MASTER_PORT) failed within distributed.timeout_s=", timeout_s_, " s: ", who, ". Cause: ", cause);
 }
 
 std::string Distributed::ranks_and_hosts() const {

@@ -4,11 +4,22 @@
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "grpo/util/error.h"
 
 namespace grpo::dist {
+
+GradReducerOptions GradReducerOptions::from_config(const config::DistributedConfig& cfg) {
+  GradReducerOptions o;
+  // MiB as DDP counts them (bucket_cap_mb * 1024 * 1024); a cap below one byte still means
+  // "one parameter per bucket", not zero.
+  o.bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(std::llround(cfg.ddp_bucket_cap_mb * double(1 << 20))));
+  o.overlap = cfg.overlap_grad_reduce;
+  return o;
+}
 
 GradientReducer::GradientReducer(std::shared_ptr<Distributed> dist, std::vector<torch::Tensor> params,
                                  GradReducerOptions opts)
@@ -76,6 +87,24 @@ GradientReducer::~GradientReducer() {
       }
     }
   }
+}
+
+int GradientReducer::launched_this_step() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(next_launch_);
+}
+
+std::string GradientReducer::describe() const {
+  int64_t bytes = 0, largest = 0;
+  for (const auto& b : buckets_) {
+    bytes += static_cast<int64_t>(b.flat.nbytes());
+    largest = std::max<int64_t>(largest, static_cast<int64_t>(b.flat.nbytes()));
+  }
+  return str("gradient all-reduce: ", buckets_.size(), " bucket(s) for ", params_.size(), " parameter tensors (",
+             bytes, " bytes, largest bucket ", largest, " bytes; distributed.ddp_bucket_cap_mb = ",
+             static_cast<double>(opts_.bucket_bytes) / double(1 << 20), "), ",
+             opts_.overlap ? "launched during backward as each bucket's gradients are ready"
+                           : "launched after backward (distributed.overlap_grad_reduce = false)");
 }
 
 std::vector<int64_t> GradientReducer::bucket_numels() const {

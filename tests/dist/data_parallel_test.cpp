@@ -207,6 +207,87 @@ TEST(DataParallelFailures, ConfigMismatchIsRefusedAtStart) {
   EXPECT_NE(diff.err.find("rank 1 differs from rank 0 in resolved config"), std::string::npos) << diff.err;
 }
 
+// Rank 0 alone in a group of 2 (rank 1 never starts): grpo's own rendezvous (no torchrun) must
+// give up after distributed.timeout_s, not a built-in floor, naming the store's address and port,
+// the ranks that arrived and the one that did not, and the config key.
+TEST(DataParallelFailures, MissingRankIsNamedWithinTheTimeout) {
+  TempDir t;
+  const int port = pick_free_port();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_cmd("timeout 100 env WORLD_SIZE=2 LOCAL_WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                   std::to_string(port) + " " + kWorker + " fingerprint --timeout 5");
+  const double s = seconds_since(t0);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  const std::string where = "rendezvous at 127.0.0.1:" + std::to_string(port) + " (MASTER_ADDR:MASTER_PORT)";
+  EXPECT_NE(r.err.find(where + " failed within distributed.timeout_s=5 s"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 of 2 ranks arrived (rank 0 on "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("missing: rank 1 (node 1)"), std::string::npos) << r.err;
+  // 5 s timeout + start-up (about 2 s here) + slack for the loaded machine; the old rendezvous
+  // waited at least 120 s whatever timeout_s said.
+  EXPECT_GE(s, 5.0);
+  EXPECT_LT(s, 20.0);
+}
+
+// Rank 1 alone, pointed at a port nobody serves: the client retries the connection for
+// distributed.timeout_s, then names the address and port it tried.
+TEST(DataParallelFailures, UnreachableStoreIsNamedWithinTheTimeout) {
+  const int port = pick_free_port();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_cmd("timeout 100 env WORLD_SIZE=2 LOCAL_WORLD_SIZE=1 RANK=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                   std::to_string(port) + " " + kWorker + " fingerprint --timeout 5");
+  const double s = seconds_since(t0);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("rank 1 of 2: cannot reach the rendezvous store at 127.0.0.1:" + std::to_string(port) +
+                       " (MASTER_ADDR:MASTER_PORT) within distributed.timeout_s=5 s"),
+            std::string::npos)
+      << r.err;
+  EXPECT_GE(s, 5.0);
+  EXPECT_LT(s, 20.0);
+}
+
+// distributed.ddp_bucket_cap_mb and overlap_grad_reduce, as the trainer passes them
+// (GradReducerOptions::from_config), over 2 Gloo processes. The expected bucket counts come from
+// the model's tensor sizes (worker_main.cpp, buckets_selftest): 4352 bytes of float64 gradients
+// in 5 tensors; the all-reduces are counted by c10d's own RecordFunction, not by the reducer.
+TEST(GradientBuckets, CapAndOverlapAreTheCollectivesIssued) {
+  auto r = run_cmd("timeout 120 " + std::string(GRPO_BIN) + " launch --nproc 2 --program " + kWorker + " -- buckets");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto line = [&](const std::string& head) {
+    size_t p = r.out.find("case " + head + " ");
+    EXPECT_NE(p, std::string::npos) << head << "\n" << r.out;
+    return p == std::string::npos ? std::string() : r.out.substr(p, r.out.find('\n', p) - p);
+  };
+  // Cap = all 4352 bytes: one bucket, one all-reduce. Cap 2176: ceil(4352 / 2176) = 2 (fc2's
+  // 2176 bytes, then fc1 + emb's 2176). Cap of one byte: one bucket per tensor. Every bucket's
+  // all-reduce is launched by the hooks before backward() returns, and the first one (fc2's)
+  // already when the gradient reaches the embedding's output, mid-backward.
+  EXPECT_NE(line("cap_bytes=4352 overlap=1 micro=1").find("buckets=1 allreduces=1 mid_backward=0 after_backward=1 "),
+            std::string::npos);
+  EXPECT_NE(line("cap_bytes=2176 overlap=1 micro=1").find("buckets=2 allreduces=2 mid_backward=1 after_backward=2 "),
+            std::string::npos);
+  EXPECT_NE(line("cap_bytes=1 overlap=1 micro=1").find("buckets=5 allreduces=5 mid_backward=4 after_backward=5 "),
+            std::string::npos);
+  // overlap_grad_reduce false: nothing is launched during backward; synchronize() launches both.
+  EXPECT_NE(line("cap_bytes=2176 overlap=0 micro=1").find("buckets=2 allreduces=2 mid_backward=0 after_backward=0 "),
+            std::string::npos);
+  // Gradient accumulation (2 micro-batches, set_sync(false) on the first): the first backward
+  // communicates nothing, so the step still issues one all-reduce per bucket, not two.
+  EXPECT_NE(line("cap_bytes=2176 overlap=1 micro=2").find("buckets=2 allreduces=2 mid_backward=1 after_backward=2 "),
+            std::string::npos);
+  EXPECT_NE(line("cap_bytes=2176 overlap=0 micro=2").find("buckets=2 allreduces=2 mid_backward=0 after_backward=0 "),
+            std::string::npos);
+  // Bucketing only regroups the elements: each element is still the sum of the same 2 float64
+  // values (a + b == b + a exactly), divided by 2, so every case equals one all-reduce per tensor
+  // bit for bit.
+  size_t cases = 0;
+  for (size_t p = r.out.find("case "); p != std::string::npos; p = r.out.find("case ", p + 1)) {
+    ++cases;
+    const std::string l = r.out.substr(p, r.out.find('\n', p) - p);
+    EXPECT_EQ(l.substr(l.find("max_abs_diff=")), "max_abs_diff=0") << r.out;
+  }
+  EXPECT_EQ(cases, 6u) << r.out;
+}
+
 TEST(Launch, BadUsageIsAnInputError) {
   auto r = testing::run_grpo("launch --nproc 2 --program /nonexistent -- x");
   EXPECT_EQ(r.rc, 2);

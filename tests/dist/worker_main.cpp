@@ -6,6 +6,8 @@
 //                     [--die-rank R --die-step K] [--hang-rank R --hang-step K] [--local-normalizer 1]
 //   dist_worker fingerprint --config TEXT [--config-rank1 TEXT] [--timeout S]
 //   dist_worker nccl-selftest   (one GPU: an NCCL group of one, every collective and the reducer)
+//   dist_worker buckets [--timeout S]   (the reducer's buckets, overlap and results; see below)
+#include <ATen/record_function.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +15,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <atomic>
+#include <cmath>
 #include <map>
 #include <string>
 #include <thread>
@@ -186,6 +190,82 @@ int nccl_selftest(grpo::config::DistributedConfig cfg) {
   return 0;
 }
 
+// Gloo all-reduces issued by this process, counted where c10d records them ("gloo:all_reduce",
+// a RecordFunction of scope USER_SCOPE made when the work is enqueued), not by the reducer.
+std::atomic<int> g_allreduces{0};
+at::CallbackHandle count_allreduces() {
+  return at::addGlobalCallback(
+      at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+        if (std::string(fn.name()).find("all_reduce") != std::string::npos) ++g_allreduces;
+        return nullptr;
+      })
+          .needsInputs(false)
+          .scopes({at::RecordScope::USER_SCOPE}));
+}
+
+// The reducer as the trainer builds it (GradReducerOptions::from_config), on a float64 TinyLm
+// whose parameter tensors are, in the reducer's (reverse) order: fc2.bias 128 B, fc2.weight
+// 2048 B, fc1.bias 128 B, fc1.weight 1024 B, emb.weight 1024 B (4352 B in all). For each cap,
+// overlap and micro-batch count, one step; rank 0 prints one line per case:
+//   case cap_bytes=C overlap=O micro=M buckets=N allreduces=K mid_backward=A after_backward=B max_abs_diff=D
+// allreduces: Gloo all-reduces of the step (counted by c10d's RecordFunction); mid_backward:
+// buckets launched when the gradient reaches the embedding's output (fc1 and fc2 done, the
+// embedding not yet: backward is not finished); after_backward: launched when backward()
+// returned; max_abs_diff: the reducer's averages against one all-reduce per tensor (SUM / W).
+int buckets_selftest(const std::shared_ptr<Distributed>& d) {
+  auto handle = count_allreduces();
+  torch::manual_seed(7);
+  TinyLm model;
+  model->to(torch::kFloat64);
+  auto params = model->parameters();
+  d->broadcast(params, 0);
+  const int W = d->world_size(), R = d->rank();
+  struct Case {
+    int64_t cap_bytes;
+    bool overlap;
+    int micro;
+  };
+  for (Case c : {Case{4352, true, 1}, Case{2176, true, 1}, Case{2176, false, 1}, Case{1, true, 1}, Case{2176, true, 2},
+                 Case{2176, false, 2}}) {
+    grpo::config::DistributedConfig cfg;
+    cfg.ddp_bucket_cap_mb = static_cast<double>(c.cap_bytes) / (1 << 20);
+    cfg.overlap_grad_reduce = c.overlap;
+    grpo::dist::GradientReducer reducer(d, params, grpo::dist::GradReducerOptions::from_config(cfg));
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    Batch mine = make_global_batch(8, 0).slice(R * (8 / W), 8 / W);
+    const int64_t mb = mine.tokens.size(0) / c.micro;
+    const int before = g_allreduces.load();
+    int mid = -1, after = -1;
+    for (int m = 0; m < c.micro; ++m) {
+      Batch b = mine.slice(m * mb, mb);
+      reducer.set_sync(m == c.micro - 1);
+      auto h = model->emb(b.tokens);
+      if (m == c.micro - 1) h.register_hook([&](const torch::Tensor&) { mid = reducer.launched_this_step(); });
+      auto logp = torch::log_softmax(model->fc2(torch::tanh(model->fc1(h))), -1);
+      auto lp = logp.gather(-1, b.targets.unsqueeze(-1)).squeeze(-1);
+      ((-b.weight.unsqueeze(-1).to(torch::kFloat64) * lp) * b.mask).sum().backward();
+    }
+    after = reducer.launched_this_step();
+    std::vector<torch::Tensor> local;
+    for (auto& p : params) local.push_back(p.grad().clone());
+    reducer.synchronize();
+    const int issued = g_allreduces.load() - before;
+    double diff = 0;
+    for (size_t i = 0; i < params.size(); ++i) {
+      d->all_reduce(local[i], ReduceOp::SUM);
+      local[i].div_(W);
+      diff = std::max(diff, (local[i] - params[i].grad()).abs().max().item<double>());
+    }
+    if (R == 0)
+      std::cout << "case cap_bytes=" << c.cap_bytes << " overlap=" << c.overlap << " micro=" << c.micro
+                << " buckets=" << reducer.num_buckets() << " allreduces=" << issued << " mid_backward=" << mid
+                << " after_backward=" << after << " max_abs_diff=" << diff << std::endl;
+  }
+  at::removeCallback(handle);
+  d->barrier();
+  return 0;
+}
+
 int run(int argc, char** argv) {
   GRPO_REQUIRE(argc >= 2, "usage: dist_worker train|fingerprint [--flag value]...");
   const std::string mode = argv[1];
@@ -202,6 +282,7 @@ int run(int argc, char** argv) {
     std::cout << "rank " << d->rank() << ": fingerprints agree\n";
     return 0;
   }
+  if (mode == "buckets") return buckets_selftest(d);
   GRPO_REQUIRE(mode == "train", "unknown mode ", mode);
   const int steps = std::stoi(flag(f, "steps", "5"));
   const int64_t batch = std::stoll(flag(f, "batch", "8"));

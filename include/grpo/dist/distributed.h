@@ -109,6 +109,9 @@ class Distributed {
   Distributed() = default;
   torch::Tensor staged(const torch::Tensor& t) const;
   void exchange_host_labels(const std::string& where);  // fills hosts_ (create())
+  // The rendezvous error: which ranks arrived (with their hosts) and which did not.
+  std::string missing_ranks_message(const std::string& where, const std::vector<std::string>& keys,
+                                    const std::string& cause);
   std::string ranks_and_hosts() const;                   // "rank 0 on A, rank 1 on B", for errors
 
   LaunchEnv env_;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "grpo/dist/distributed.h"
@@ -23,6 +24,10 @@ namespace grpo::dist {
 struct GradReducerOptions {
   int64_t bucket_bytes = 25ll << 20;  // bytes of gradient per all-reduce (DDP's bucket_cap_mb)
   bool overlap = true;                // launch buckets from backward hooks; false = all after backward
+
+  /// distributed.ddp_bucket_cap_mb (MiB, as DDP's bucket_cap_mb; at least one byte) and
+  /// distributed.overlap_grad_reduce: what the trainer builds its reducer with.
+  static GradReducerOptions from_config(const config::DistributedConfig& cfg);
 };
 
 class GradientReducer {
@@ -52,6 +57,12 @@ class GradientReducer {
   std::vector<int64_t> bucket_numels() const;
   /// Seconds synchronize() last spent blocked on communication (excludes launches in hooks).
   double last_wait_seconds() const { return last_wait_s_; }
+  /// Buckets whose all-reduce has been launched in the current step (reset by synchronize()).
+  /// Read right after backward() returns: num_buckets() with overlap (every hook fired), 0
+  /// without. Callable from inside backward (a tensor hook), to see launches mid-backward.
+  int launched_this_step();
+  /// One line for the log: buckets, their sizes, the cap and whether they overlap backward.
+  std::string describe() const;
 
  private:
   struct Bucket {
