@@ -6,7 +6,6 @@
 #include "grpo/model/lora_peft.h"
 #include "grpo/train/policy.h"
 #include "grpo/util/log.h"
-#include "grpo/util/safetensors.h"
 
 namespace grpo::train {
 namespace {
@@ -22,21 +21,18 @@ bool is_weights_dir(const std::string& p) {
 
 config::LoraConfig apply_config_lora(model::Transformer& model, const config::Config& cfg) {
   const std::string& path = cfg.model.path;
-  if (is_weights_dir(path)) {
-    auto inner = config::load_config((sfs::path(path) / "config.yaml").string()).config;
-    if (inner.lora.enabled()) {
-      config::LoraConfig lc = inner.lora;
-      lc.adapter_path.clear();
-      model::apply_lora(*model, lc);
-      // save_policy_dir wrote every weight, the adapters (<linear>.lora.A/B) among them.
-      model::read_named(safetensors::File((sfs::path(path) / "model.safetensors").string()), model::lora_weights(*model),
-                        model::ExtraTensors::IGNORE);
-      log::info(str("lora: continuing the adapters of ", path));
-      if (cfg.lora.enabled() && (cfg.lora.r != lc.r || cfg.lora.lora_alpha != lc.lora_alpha))
-        log::warn(str("lora: r/lora_alpha of this config are ignored: ", path, " was trained with r=", lc.r,
-                      " lora_alpha=", lc.lora_alpha));
-      return lc;
-    }
+  if (is_weights_dir(path) && sfs::exists(sfs::path(path) / "adapter_config.json")) {
+    // A LoRA stage's final/: save_lora_adapter_files wrote its adapters in PEFT's layout beside the
+    // full weights (whether they began as new adapters or from lora.adapter_path).
+    config::LoraConfig lc = model::read_peft_adapter_config(path);
+    lc.init_lora_weights = cfg.lora.init_lora_weights;
+    model::apply_lora(*model, lc);
+    model::load_peft_adapter_weights(*model, path);
+    log::info(str("lora: continuing the adapters of ", path));
+    if (cfg.lora.enabled() && (cfg.lora.r != lc.r || cfg.lora.lora_alpha != lc.lora_alpha))
+      log::warn(str("lora: r/lora_alpha of this config are ignored: ", path, " was trained with r=", lc.r,
+                    " lora_alpha=", lc.lora_alpha));
+    return lc;
   }
   if (!cfg.lora.adapter_path.empty()) {
     config::LoraConfig lc = model::read_peft_adapter_config(cfg.lora.adapter_path);

@@ -97,6 +97,25 @@ TEST_P(LoraVsPeft, LogitsGradientsDisabledAndMergedEqualPeft) {
   EXPECT_GE(merged, 20);
 }
 
+// float32 (the training dtype on CPU): the same adapters against the float64 reference. Bound 1e-5
+// relative, as the float32 parity with transformers (hf_parity_test.cpp): float32 rounding of a
+// 2-layer forward with O(1) logits is ~1e-7 per op, a few hundred ops deep.
+TEST_P(LoraVsPeft, Float32WithinFloat32RoundingOfPeft) {
+  const auto& [arch, variant] = GetParam();
+  auto refs = read_refs(lora_data(arch) + "/refs.safetensors");
+  const std::string adapter = lora_data(arch) + (variant == "rslora" ? "/adapter_rslora" : "/adapter");
+  Transformer m = load_hf(lora_data(arch));
+  apply_lora(*m, read_peft_adapter_config(adapter));
+  load_peft_adapter_weights(*m, adapter);
+  const auto ids = refs.at("input_ids");
+  auto logits = m->logits(m->forward(ids).hidden);
+  ASSERT_EQ(logits.scalar_type(), torch::kFloat32);
+  EXPECT_LE(rel_err(logits, refs.at(variant + ".logits")), 1e-5);
+  loss_of(logits, ids).backward();
+  for (const auto& [name, t] : lora_weights(*m))
+    EXPECT_LE(rel_err(t.grad(), refs.at(variant + ".grad." + peft_adapter_key(name))), 1e-4) << name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Refs, LoraVsPeft,
                          ::testing::Values(Case{"llama", "plain"}, Case{"llama", "rslora"}, Case{"qwen2", "plain"},
                                            Case{"qwen2", "rslora"}),

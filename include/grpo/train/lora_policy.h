@@ -10,8 +10,8 @@
 namespace grpo::train {
 
 /// Call after load_policy (and apply_kernels). Adapters, in order of precedence:
-///  1. model.path is a grpo weights directory (a LoRA stage's final/) whose config.yaml has
-///     lora.r > 0: its adapters (config and values from its model.safetensors), to continue;
+///  1. model.path is a grpo weights directory with PEFT adapter files (a LoRA stage's final/):
+///     its adapters (adapter_config.json + adapter_model.safetensors), to continue;
 ///  2. lora.adapter_path: a PEFT adapter directory (its adapter_config.json replaces r, lora_alpha,
 ///     lora_dropout, use_rslora, target_modules), to continue training it;
 ///  3. lora.r > 0: new adapters (init_lora_weights, torch RNG seeded with trainer.seed).
