@@ -2,6 +2,7 @@
 #include <regex>
 
 #include "grpo/config/config.h"
+#include "grpo/util/cpu_features.h"
 #include "grpo/util/log.h"
 
 namespace grpo::config {
@@ -80,6 +81,12 @@ void validate(const Config& c, const Provenance& prov) {
         "never changes; set grpo.ref_model_sync_steps: 0");
 
   const auto& t = c.trainer;
+  // trainer.bf16 on a CPU without bf16 instructions: correct (oneDNN emulates bf16) but slower
+  // than float32, so a warning, not an error. model.device auto lands on the CPU without a GPU.
+  if (t.bf16 && m.device.rfind("cuda", 0) != 0 && util::bf16_slower_than_float32(util::bf16_path()))
+    log::warn_once("bf16-emulated",
+                   "trainer.bf16: this CPU has no avx512_bf16/amx_bf16 (bf16 path: emulated): a bf16 run on the CPU "
+                   "would be slower than float32; set trainer.bf16: false unless the model runs on a GPU");
   int64_t completions = int64_t(t.per_device_train_batch_size) * t.gradient_accumulation_steps;
   if (completions % c.grpo.num_generations != 0)
     bad(prov, "trainer.per_device_train_batch_size",

@@ -51,6 +51,7 @@ struct GrpoStage::Generation {
   std::vector<TokenBatch> micro;                    // gradient_accumulation_steps micro-batches
   std::vector<torch::Tensor> old_logprobs;          // per micro-batch [mb, C] (num_iterations > 1)
   std::vector<torch::Tensor> ref_logprobs;          // per micro-batch [mb, C] (beta > 0)
+  std::vector<torch::Tensor> rollout_logprobs;      // per micro-batch [mb, C] float32: the sampler's log-probs
   double num_tokens = 0;                            // completion tokens in the loss on this rank
 };
 
@@ -303,6 +304,9 @@ void GrpoStage::build_micro_batches(Generation& gen) const {
     gen.num_tokens += tb.completion_mask.sum().item<double>();  // [B, C] float32 on the CPU
     const auto dev = policy_.model->device();
     for (auto* t : {&tb.input_ids, &tb.attention_mask, &tb.completion_ids, &tb.completion_mask}) *t = t->to(dev);
+    std::vector<const std::vector<float>*> rl;
+    for (int64_t i = 0; i < rows; ++i) rl.push_back(&gen.completions[static_cast<size_t>(s + i)].logprobs);
+    gen.rollout_logprobs.push_back(rollout_logprob_matrix(rl, tb.completion_ids.size(1)).to(dev));
     gen.micro.push_back(std::move(tb));
   }
 }
@@ -390,6 +394,13 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     sm.add_mean("clip_ratio/high", lm.clip_high_sum, lm.clip_count);
     sm.add_mean("clip_ratio/region", lm.clip_region_sum, lm.clip_count);
     if (ref_ || ref_is_base_) sm.add_mean("kl", lm.kl_sum, lm.token_count);
+    if (iteration_ == 0) {
+      // Before this generation's first optimizer step the trainer's log-probs are the old policy's,
+      // recomputed: their distance to the sampler's own log-probs is pure kernel/precision mismatch.
+      auto mm = logprob_mismatch(lp.logprobs, gen.rollout_logprobs[k], tb.completion_mask);
+      sm.add_mean("logprob_mismatch/mean_abs", mm.abs_sum, mm.count);
+      sm.add_mean("logprob_mismatch/k3_kl", mm.k3_sum, mm.count);
+    }
     {
       torch::NoGradGuard ng;
       auto msk = tb.completion_mask.to(torch::kFloat32);

@@ -4,11 +4,13 @@
 #include <csignal>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
 
 #include "grpo/data/prompt.h"
 #include "grpo/train/lora_policy.h"
 #include "grpo/model/block.h"
 #include "grpo/reward/registry.h"
+#include "grpo/util/cpu_features.h"
 #include "grpo/util/log.h"
 #include "grpo/util/progress.h"
 
@@ -73,6 +75,23 @@ std::unique_ptr<data::Dataset> load_prompt_dataset(const std::string& path, cons
   return ds;
 }
 
+namespace {
+// trainer.bf16 on the CPU: which bf16 arithmetic oneDNN has here, once per run (a pipeline builds
+// one StageRunner per stage). Emulated bf16 is correct but slower than float32: a warning.
+void log_cpu_bf16_path() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const auto path = util::bf16_path();
+    if (util::bf16_slower_than_float32(path))
+      log::warn(str("trainer.bf16: this CPU has no bf16 instructions (no avx512_bf16/amx_bf16): bf16 products run "
+                    "emulated, slower than float32; set trainer.bf16: false"));
+    else
+      log::info(str("trainer.bf16: bf16 autocast on the CPU, products on ", util::bf16_path_name(path),
+                    "; master weights, optimizer state and log-probs float32"));
+  });
+}
+}  // namespace
+
 StageRunner::StageRunner(const config::Config& cfg, StageSettings settings, Policy& policy,
                          std::shared_ptr<dist::Distributed> dist)
     : cfg_(cfg), settings_(std::move(settings)), policy_(policy), dist_(std::move(dist)) {
@@ -81,9 +100,7 @@ StageRunner::StageRunner(const config::Config& cfg, StageSettings settings, Poli
   loader_ = std::make_unique<data::Loader>(*train_data_, static_cast<uint64_t>(cfg_.trainer.seed), cfg_.data.shuffle);
   // Memory and precision switches of the training forwards (the model's math is unchanged).
   policy_.model->set_gradient_checkpointing(cfg_.trainer.gradient_checkpointing);
-  if (cfg_.trainer.bf16 && !policy_.model->device().is_cuda())
-    log::warn_once("bf16-cpu", str("trainer.bf16 = true applies to CUDA devices only; the model is on ",
-                                   policy_.model->device().str(), ": training in float32"));
+  if (cfg_.trainer.bf16 && policy_.model->device().is_cpu()) log_cpu_bf16_path();
 
   // Decoupled weight decay on matrices only (transformers skips biases and norm weights).
   std::vector<torch::Tensor> decay, no_decay;

@@ -65,4 +65,27 @@ CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBat
   return {logp.view({B, C}), ent.view({B, C}), out.aux_loss, out.expert_load};
 }
 
+torch::Tensor rollout_logprob_matrix(const std::vector<const std::vector<float>*>& logprobs, int64_t columns) {
+  const int64_t B = static_cast<int64_t>(logprobs.size());
+  auto out = torch::zeros({B, columns}, torch::kFloat32);  // [B, C]
+  auto oa = out.accessor<float, 2>();
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& row = *logprobs[static_cast<size_t>(i)];
+    GRPO_REQUIRE(static_cast<int64_t>(row.size()) <= columns, "rollout_logprob_matrix: row ", i, " has ", row.size(),
+                 " log-probs for ", columns, " columns");
+    for (size_t j = 0; j < row.size(); ++j) oa[i][static_cast<int64_t>(j)] = row[j];
+  }
+  return out;
+}
+
+LogprobMismatch logprob_mismatch(const torch::Tensor& train, const torch::Tensor& rollout, const torch::Tensor& mask) {
+  GRPO_REQUIRE(train.sizes() == rollout.sizes() && train.sizes() == mask.sizes(), "logprob_mismatch: shapes ",
+               train.sizes(), ", ", rollout.sizes(), ", ", mask.sizes(), " differ");
+  torch::NoGradGuard ng;
+  // float64: exp(r) - r - 1 of a small r cancels; in float32 it would round to 0 below |r| ~ 3e-4.
+  auto r = train.detach().to(torch::kFloat64) - rollout.to(train.device(), torch::kFloat64);  // [B, C]
+  auto m = mask.to(train.device(), torch::kFloat64);
+  return {(r.abs() * m).sum(), ((r.exp() - r - 1) * m).sum(), m.sum()};
+}
+
 }  // namespace grpo::train

@@ -74,7 +74,7 @@ struct TrainerConfig {
   int max_steps = 100;
   int per_device_train_batch_size = 8;   // completions per micro-batch (TRL's meaning)
   int gradient_accumulation_steps = 1;
-  bool bf16 = false;                     // autocast to bf16 on GPU, fp32 master weights
+  bool bf16 = false;                     // bf16 autocast (CUDA and CPU), fp32 master weights
   bool gradient_checkpointing = false;
   int eval_steps = 0;                    // 0 = evaluate only at the end
   int eval_num_samples = 1;              // k of pass@k
@@ -86,7 +86,7 @@ struct TrainerConfig {
     v("max_steps", max_steps, "Optimizer steps to train.", at_least(1));
     v("per_device_train_batch_size", per_device_train_batch_size, "Completions per micro-batch on each device (as in TRL).", at_least(1));
     v("gradient_accumulation_steps", gradient_accumulation_steps, "Micro-batches per optimizer step.", at_least(1));
-    v("bf16", bf16, "bf16 autocast of the training forwards on CUDA, float32 master weights (parameters, optimizer state, gradients); on CPU ignored with a warning.");
+    v("bf16", bf16, "bf16 autocast of the training forwards on CUDA and on the CPU (matmuls, linears, attention in bf16); float32 master weights (parameters, optimizer state, gradients), loss and log-softmax. On a CPU without avx512_bf16/amx_bf16 bf16 is emulated and slower than float32: config check warns.");
     v("gradient_checkpointing", gradient_checkpointing, "Recompute each decoder block's activations in backward (one more block forward) instead of keeping them: less activation memory, same gradients.");
     v("eval_steps", eval_steps, "Evaluate every N steps; 0 = only at the end.", at_least(0));
     v("eval_num_samples", eval_num_samples, "Samples per eval prompt (k of pass@k); 1 = greedy pass@1 only.", at_least(1));

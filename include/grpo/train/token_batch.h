@@ -31,8 +31,8 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
 /// through the chunked token_logprobs op (never materialising [B, C, V] log-softmax). Returns
 /// {logp [B, C] float32, entropy [B, C] float32}, differentiable when grad mode is on. Also
 /// returns the MoE auxiliary loss of the forward (scalar; 0 for dense models). `bf16`
-/// (trainer.bf16): the transformer forward runs under CUDA bf16 autocast (Bf16Autocast; nothing
-/// on CPU); the head and log-softmax stay float32. `chunk_size`: kernels.logprob_chunk_size, the
+/// (trainer.bf16): the transformer forward runs under bf16 autocast on the model's device, CUDA
+/// or CPU (model::Bf16Autocast); the head and log-softmax stay float32, outside the scope. `chunk_size`: kernels.logprob_chunk_size, the
 /// vocabulary rows per chunk of the op (peak extra memory tokens x chunk_size logits).
 struct CompletionLogprobs {
   torch::Tensor logprobs;   // [B, C] float32
@@ -42,5 +42,21 @@ struct CompletionLogprobs {
 };
 CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBatch& batch, double temperature,
                                        bool bf16 = false, int64_t chunk_size = 4096);
+
+/// The rollout's sampled-token log-probs laid out as batch.completion_ids: [B, C] float32 on the
+/// CPU, row i from completions[i] (zeros past its length). Throws grpo::InputError when a row has
+/// more log-probs than the batch has columns.
+torch::Tensor rollout_logprob_matrix(const std::vector<const std::vector<float>*>& logprobs, int64_t columns);
+
+/// How far the trainer's log-probs of the sampled tokens are from the rollout's (same weights,
+/// different kernels and, under trainer.bf16, different rounding), over the tokens where
+/// `mask` [B, C] is non-zero. With r = train - rollout (both [B, C]):
+///   abs_sum = sum |r|,  k3_sum = sum (exp(r) - r - 1)  (Schulman's k3: an unbiased estimate of
+///   KL(rollout || trainer) from tokens the rollout sampled, >= 0 term by term),  count = sum mask.
+/// Scalars (float64 sums, on the inputs' device), no gradient.
+struct LogprobMismatch {
+  torch::Tensor abs_sum, k3_sum, count;
+};
+LogprobMismatch logprob_mismatch(const torch::Tensor& train, const torch::Tensor& rollout, const torch::Tensor& mask);
 
 }  // namespace grpo::train
