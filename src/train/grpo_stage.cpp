@@ -197,6 +197,8 @@ void GrpoStage::score(Draw& d) const {
   for (const auto& c : d.completions) {
     auto i = static_cast<size_t>(c.prompt_index);
     in.push_back({d.prompt_texts[i], c.text, d.records[i]->row, static_cast<int64_t>(c.completion_length)});
+    // TRL's completion_ids, for the python and http reward kinds (python_reward.h).
+    if (in.back().reference.is_object()) in.back().reference["completion_ids"] = c.token_ids;
   }
   d.scored = rewards_.score(in);
 }

@@ -33,7 +33,8 @@ class SandboxSession;
 
 /// The request one batch becomes (the worker's protocol, src/reward/python_reward_worker.py):
 /// {prompts, completions, completion_ids, columns: {name: [per row]}, trainer_state}. completion_ids
-/// come from each row's reference `completion_ids` (null unless every row has them). Columns are
+/// come from each row's reference `completion_ids` (the trainer sets it to the completion's token
+/// ids; null unless every row has them). Columns are
 /// every key of the rows' reference objects except prompt, completion, completion_ids and
 /// completion_tokens (a row without a key gets null there).
 nlohmann::json python_reward_request(const std::vector<RewardInput>& batch);
