@@ -26,16 +26,23 @@ sfs::path scratch(const std::string& name) { return grpo::testing::scratch_dir("
 using grpo::testing::read_jsonl;
 
 // Shared by the tests: one SFT + GRPO pipeline run whose SFT weights the loss_type runs start from.
+// Run once per process for every suite below (the parametrised resume suite derives from this
+// one), removed when the process's tests end.
 class CiSmoke : public ::testing::Test {
- protected:
+ public:
   static sfs::path run_dir;
+  static bool run_ok;
+
+ protected:
   static void SetUpTestSuite() {
+    if (!run_dir.empty()) return;
     run_dir = scratch("pipeline");
     auto r = run_grpo("train " + kConfig + " trainer.output_dir=" + run_dir.string() +
                       " tokenizer.path=" + (run_dir / "tokenizer.model").string());
+    run_ok = r.rc == 0;
     ASSERT_EQ(r.rc, 0) << r.err << r.out;
   }
-  static void TearDownTestSuite() { sfs::remove_all(run_dir); }
+  void SetUp() override { ASSERT_TRUE(run_ok) << "the shared SFT + GRPO pipeline run failed"; }
   static std::string common_overrides(const sfs::path& dir) {
     return " trainer.output_dir=" + dir.string() + " tokenizer.path=" + (run_dir / "tokenizer.model").string() +
            " data.train_file=" + (run_dir / "data" / "train.jsonl").string() +
@@ -43,6 +50,14 @@ class CiSmoke : public ::testing::Test {
   }
 };
 sfs::path CiSmoke::run_dir;
+bool CiSmoke::run_ok = false;
+
+struct RemoveSharedRun : ::testing::Environment {
+  void TearDown() override {
+    if (!CiSmoke::run_dir.empty()) sfs::remove_all(CiSmoke::run_dir);
+  }
+};
+[[maybe_unused]] auto* const kRemoveSharedRun = ::testing::AddGlobalTestEnvironment(new RemoveSharedRun);
 
 TEST_F(CiSmoke, PipelineWritesEverything) {
   for (const char* stage : {"stage-1-sft", "stage-2-grpo"}) {
@@ -90,13 +105,25 @@ TEST_F(CiSmoke, EveryLossTypeTrains) {
 }
 
 // Bit-exact resume: kill -9 after a checkpoint, resume, and every later step's metrics (other
-// than wall-clock times) must equal the uninterrupted run's.
-TEST_F(CiSmoke, ResumeAfterSigkillIsExact) {
-  auto full = scratch("resume_full");
-  auto cut = scratch("resume_cut");
+// than wall-clock times) must equal the uninterrupted run's. Once with the plain ops and once with
+// kernels.fused_ops (the grpo:: ops on CPU): both runs of each must name their kernels in the log
+// and in the run directory's kernels.txt.
+struct KernelsCase {
+  const char* name;
+  const char* overrides;  // appended to the command line
+  const char* line;       // the start of the kernels line the runs must log
+};
+class CiSmokeResume : public CiSmoke, public ::testing::WithParamInterface<KernelsCase> {};
+
+TEST_P(CiSmokeResume, ResumeAfterSigkillIsExact) {
+  const KernelsCase& kc = GetParam();
+  auto full = scratch(std::string("resume_full_") + kc.name);
+  auto cut = scratch(std::string("resume_cut_") + kc.name);
   std::string base = "train " + kConfig + " stages=[] trainer.max_steps=8 checkpoint.save_steps=1" +
-                     " model.path=" + (run_dir / "stage-1-sft" / "final").string();
-  ASSERT_EQ(run_grpo(base + common_overrides(full)).rc, 0);
+                     " model.path=" + (run_dir / "stage-1-sft" / "final").string() + kc.overrides;
+  auto r_full = run_grpo(base + common_overrides(full));
+  ASSERT_EQ(r_full.rc, 0) << r_full.err;
+  EXPECT_NE(r_full.err.find(kc.line), std::string::npos) << "the log must name the kernels: " << r_full.err;
 
   // Start the same run, kill it once checkpoint 2 exists.
   pid_t pid = fork();
@@ -116,6 +143,7 @@ TEST_F(CiSmoke, ResumeAfterSigkillIsExact) {
   ASSERT_FALSE(sfs::exists(cut / "stage.json"));
   auto r = run_grpo(base + common_overrides(cut) + " --resume auto");
   ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find(kc.line), std::string::npos) << "the resumed run's log must name the kernels: " << r.err;
 
   auto a = read_jsonl(full / "metrics.jsonl");
   auto b = read_jsonl(cut / "metrics.jsonl");
@@ -127,9 +155,23 @@ TEST_F(CiSmoke, ResumeAfterSigkillIsExact) {
       EXPECT_EQ(v, b[i][k]) << "step " << i + 1 << " metric " << k;
     }
   }
+  for (const auto& d : {full, cut}) {
+    std::ifstream in(d / "kernels.txt");
+    std::string line;
+    ASSERT_TRUE(std::getline(in, line)) << "no kernels.txt in " << d;
+    EXPECT_EQ(line.rfind(kc.line, 0), 0u) << line;
+  }
   sfs::remove_all(full);
   sfs::remove_all(cut);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, CiSmokeResume,
+    ::testing::Values(KernelsCase{"plain", "", "kernels: rms_norm=plain swiglu=plain rope=plain"},
+                      KernelsCase{"fused_ops", " kernels.fused_ops=true",
+                                  "kernels: rms_norm=grpo::add_rms_norm+rms_norm(cpu) swiglu=grpo::swiglu(cpu) "
+                                  "rope=grpo::rope(cpu)"}),
+    [](const ::testing::TestParamInfo<KernelsCase>& i) { return std::string(i.param.name); });
 
 // A SIGKILL in the middle of writing checkpoint 3 (fault injected after its weights are written):
 // --resume auto resumes from checkpoint 2 and the run ends with the uninterrupted run's metrics.
