@@ -120,7 +120,9 @@ StageRunner::StageRunner(const config::Config& cfg, StageSettings settings, Poli
   if (dist_ && dist_->world_size() > 1) {
     std::vector<torch::Tensor> params;
     for (auto& p : policy_.model->parameters()) params.push_back(p);
-    reducer_ = std::make_unique<dist::GradientReducer>(dist_, params);
+    reducer_ = std::make_unique<dist::GradientReducer>(dist_, params,
+                                                       dist::GradReducerOptions::from_config(cfg_.distributed));
+    log::info(reducer_->describe());
   }
 }
 

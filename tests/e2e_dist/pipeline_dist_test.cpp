@@ -208,18 +208,66 @@ TEST_F(DistParity, LossTypesDifferSoTheComparisonIsNotVacuous) {
             1e-4);
 }
 
+// The trainable tensors of a checkpoint (the MoE routers' correction biases are buffers), read
+// from the weights file rather than from the reducer: their count and their float32 bytes.
+std::pair<int, int64_t> trainable_tensors(const std::string& safetensors) {
+  grpo::safetensors::File f(safetensors);
+  int n = 0;
+  int64_t bytes = 0;
+  for (const auto& t : f.tensors()) {
+    if (t.name.find("e_score_correction_bias") != std::string::npos) continue;
+    ++n;
+    bytes += static_cast<int64_t>(t.nbytes);
+  }
+  return {n, bytes};
+}
+
+// Both stages' "gradient all-reduce: ..." lines from rank 0's train.log.
+std::vector<std::string> reducer_lines(const std::string& out) {
+  std::vector<std::string> lines;
+  std::ifstream in(out + "/train.log");
+  for (std::string l; std::getline(in, l);)
+    if (l.find("gradient all-reduce: ") != std::string::npos) lines.push_back(l.substr(l.find("gradient all-reduce: ")));
+  return lines;
+}
+
 TEST_F(DistParity, GrpoLossTwoProcessesWithGrpoLaunchMatchOne) {
   TempDir t;
   auto r = run_cmd(launch2(two_args("grpo", t / "two")));
   ASSERT_EQ(r.rc, 0) << r.err;
   expect_matches_reference("grpo", t / "two");
+  // Default distributed.ddp_bucket_cap_mb (25) holds the whole 29 k-parameter model: one bucket of
+  // all its bytes, launched from the backward hooks (overlap_grad_reduce default true).
+  auto [n, bytes] = trainable_tensors(t / "two/stage-2-grpo/final/model.safetensors");
+  auto lines = reducer_lines(t / "two");
+  ASSERT_EQ(lines.size(), 2u);  // SFT and GRPO
+  for (const auto& l : lines)
+    EXPECT_EQ(l, "gradient all-reduce: 1 bucket(s) for " + std::to_string(n) + " parameter tensors (" +
+                     std::to_string(bytes) + " bytes, largest bucket " + std::to_string(bytes) +
+                     " bytes; distributed.ddp_bucket_cap_mb = 25), launched during backward as each bucket's "
+                     "gradients are ready");
 }
 
 TEST_F(DistParity, DapoLossTwoProcessesWithTorchrunMatchOne) {
+  // With a bucket cap below any tensor's size (one bucket per tensor) and the all-reduces after
+  // backward: the trainer must build its reducer from these keys. The weights still match one
+  // process: with 2 ranks each element is a + b whatever the grouping.
   TempDir t;
-  auto r = run_cmd(torchrun2(two_args("dapo", t / "two")));
+  auto r = run_cmd(torchrun2(two_args("dapo", t / "two") +
+                             " distributed.ddp_bucket_cap_mb=1e-9 distributed.overlap_grad_reduce=false"));
   ASSERT_EQ(r.rc, 0) << r.err;
   expect_matches_reference("dapo", t / "two");
+  auto [n, bytes] = trainable_tensors(t / "two/stage-2-grpo/final/model.safetensors");
+  auto lines = reducer_lines(t / "two");
+  ASSERT_EQ(lines.size(), 2u);
+  for (const auto& l : lines) {
+    EXPECT_EQ(l.rfind("gradient all-reduce: " + std::to_string(n) + " bucket(s) for " + std::to_string(n) +
+                          " parameter tensors (" + std::to_string(bytes) + " bytes, ",
+                      0),
+              0u)
+        << l;
+    EXPECT_NE(l.find("launched after backward (distributed.overlap_grad_reduce = false)"), std::string::npos) << l;
+  }
 }
 
 TEST_F(DistParity, BnpoNormalisesPerRankSoTwoProcessesDiffer) {
