@@ -147,6 +147,8 @@ compare() {  # compare WHAT A B MODE
 TIMEOUT_S=20
 NEVER_MARGIN=20  # torchrun start-up (~5 s on the loaded 2-core machine) and its store poll
 WRONG_MARGIN=35  # torchrun's client connects up to 3 times before it gives up (measured ~38 s for 20)
+OWN_TIMEOUT_S=10  # the rendezvous faults: torchrun's rendezvous timeout, and grpo's own (distributed.timeout_s)
+OWN_MARGIN=15    # grpo's start-up before the rendezvous (config, tokenizer, data: ~2-5 s loaded)
 RDZV_MODE=${RDZV_MODE:-static}
 COMMON=(trainer.per_device_train_batch_size=4 stages.1.max_steps=8 distributed.timeout_s=$TIMEOUT_S)
 inputs() { echo "tokenizer.path=$TMP/ref/tokenizer.model data.train_file=$TMP/ref/data/train.jsonl data.eval_file=$TMP/ref/data/eval.jsonl"; }
@@ -192,17 +194,45 @@ case_parity() {
 }
 
 
+# start_env_rank N OUT MASTER_ADDR MASTER_PORT GRPO_ARGS...: grpo train as rank N of 2 in namespace
+# N, started by its environment variables alone (as srun or a hand-written script does: no
+# torchrun, grpo's own TCPStore rendezvous); background, its pid in PID, logs in $OUT.node$N.*
+start_env_rank() {
+  local n=$1 out=$2 addr=$3 port=$4; shift 4
+  local ns=$NS0 ifn=${TAG}a; [ "$n" = 1 ] && { ns=$NS1; ifn=${TAG}b; }
+  ip netns exec "$ns" env GLOO_SOCKET_IFNAME="$ifn" OMP_NUM_THREADS=1 RANK=$n LOCAL_RANK=0 WORLD_SIZE=2 \
+    LOCAL_WORLD_SIZE=1 MASTER_ADDR="$addr" MASTER_PORT="$port" \
+    "$BIN" train "$CFG" trainer.output_dir="$out" "$@" >"$out.node$n.out" 2>"$out.node$n.err" &
+  PID=$!
+}
+
 case_never() {
-  # Two faults at once, one per namespace: node 0 waits for a node 1 that never starts; node 1
-  # alone is given a wrong rendezvous address (10.213.0.9: on the veth's subnet, nobody there).
+  # Four faults at once, two per namespace, all waiting in parallel. Under torchrun: node 0 waits
+  # for a node 1 that never starts; node 1 alone is given a wrong rendezvous address (10.213.0.9:
+  # on the veth's subnet, nobody there). The same two with grpo's own rendezvous (environment
+  # variables, no torchrun) and distributed.timeout_s=$OWN_TIMEOUT_S: rank 0 alone on node 0, rank 1
+  # alone on node 1 pointed at 10.213.0.9. torchrun's rendezvous timeout is $OWN_TIMEOUT_S s too.
   PORT=$((PORT + 1)); T_PAIR=$(now)
-  JOIN_TIMEOUT=$TIMEOUT_S start_node 0 "$TMP/never" -- "${COMMON[@]}" $(inputs); P0=$PID
-  JOIN_TIMEOUT=$TIMEOUT_S RDZV=10.213.0.9:$PORT start_node 1 "$TMP/wrong" -- "${COMMON[@]}" $(inputs); P1=$PID
-  wait_exit "$P0" $((TIMEOUT_S + NEVER_MARGIN)) "$T_PAIR"
-  log "never: node 0 alone rc=$W_RC after $W_S s (rendezvous timeout $TIMEOUT_S s)"
+  local own=$((PORT + 100)) own_args=("${COMMON[@]}" distributed.timeout_s=$OWN_TIMEOUT_S $(inputs))
+  start_env_rank 0 "$TMP/ownnever" "$IP0" $own "${own_args[@]}"; local Q0=$PID
+  start_env_rank 1 "$TMP/ownwrong" 10.213.0.9 $own "${own_args[@]}"; local Q1=$PID
+  JOIN_TIMEOUT=$OWN_TIMEOUT_S start_node 0 "$TMP/never" -- "${COMMON[@]}" $(inputs); P0=$PID
+  JOIN_TIMEOUT=$OWN_TIMEOUT_S RDZV=10.213.0.9:$PORT start_node 1 "$TMP/wrong" -- "${COMMON[@]}" $(inputs); P1=$PID
+  wait_exit "$Q0" $((OWN_TIMEOUT_S + OWN_MARGIN)) "$T_PAIR"
+  log "never (own rendezvous): rank 0 alone rc=$W_RC after $W_S s (distributed.timeout_s $OWN_TIMEOUT_S)"
+  [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "never (own rendezvous): rank 0 rc $W_RC after $W_S s"
+  (( $(echo "$W_S >= $OWN_TIMEOUT_S" | bc) )) || fail "never (own rendezvous): rank 0 gave up after $W_S s, before the timeout"
+  assert_grep "never (own rendezvous)" "rendezvous at $IP0:$own \\(MASTER_ADDR:MASTER_PORT\\) failed within distributed.timeout_s=$OWN_TIMEOUT_S s: 1 of 2 ranks arrived \\(rank 0 on [^ ]+ $IP0 \\([^)]*\\)\\); missing: rank 1 \\(node 1\\)" "$TMP/ownnever.node0.err"
+  wait_exit "$Q1" $((OWN_TIMEOUT_S + OWN_MARGIN)) "$T_PAIR"
+  log "wrong address (own rendezvous): rank 1 rc=$W_RC after $W_S s"
+  [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "wrong address (own rendezvous): rank 1 rc $W_RC after $W_S s"
+  assert_grep "wrong address (own rendezvous)" "rank 1 of 2: cannot reach the rendezvous store at 10.213.0.9:$own \\(MASTER_ADDR:MASTER_PORT\\) within distributed.timeout_s=$OWN_TIMEOUT_S s" "$TMP/ownwrong.node1.err"
+  grep -h "grpo: error" "$TMP/ownnever.node0.err" "$TMP/ownwrong.node1.err" | sed 's/^/    /'
+  wait_exit "$P0" $((OWN_TIMEOUT_S + NEVER_MARGIN)) "$T_PAIR"
+  log "never: node 0 alone rc=$W_RC after $W_S s (rendezvous timeout $OWN_TIMEOUT_S s)"
   [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "never: node 0 rc $W_RC after $W_S s"
   assert_grep "never" "Timed out after [0-9]+ seconds waiting for clients. 1/2 clients joined" "$TMP/never.node0.err"
-  wait_exit "$P1" $((TIMEOUT_S + WRONG_MARGIN)) "$T_PAIR"
+  wait_exit "$P1" $((OWN_TIMEOUT_S + WRONG_MARGIN)) "$T_PAIR"
   log "wrong address: node 1 rc=$W_RC after $W_S s"
   [ "$W_RC" != timeout ] && [ "$W_RC" != 0 ] || fail "wrong address: node 1 rc $W_RC after $W_S s"
   assert_grep "wrong address" "10.213.0.9.*$PORT|10.213.0.9, $PORT" "$TMP/wrong.node1.err"
