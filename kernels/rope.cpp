@@ -1,5 +1,11 @@
 // RoPE (RoFormer eq. 34) in transformers' "rotate half" layout: CPU reference, CUDA wrapper,
 // autograd. The rotation is orthogonal, so its backward is the inverse rotation (sin -> -sin).
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <type_traits>
+
 #include "grpo/kernels/ops.h"
 #include "op_util.h"
 
@@ -32,14 +38,34 @@ void check_args(const Tensor& q, const Tensor& k, const Tensor& cos, const Tenso
               k.sizes());
 }
 
-void rotate_cpu(Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse) {
-  const auto acc = detail::acc_type(x.scalar_type());
-  const int64_t d = x.size(-1), half = d / 2, t = cos.size(0);
-  auto xv = x.view({t, -1, d}).to(acc);
-  auto a = xv.narrow(-1, 0, half), b = xv.narrow(-1, half, half);
-  auto c = cos.to(acc).unsqueeze(1), s = sin.to(acc).unsqueeze(1);
-  if (inverse) s = -s;
-  x.copy_(torch::cat({a * c - b * s, b * c + a * s}, -1).view(x.sizes()));
+// In place, one pass: each (token, head) row's pairs (a, b) = (x[i], x[i + d/2]) become
+// (a c - b s, b c + a s) with the token's float32 cos/sin (s negated for the inverse), computed in
+// float32 (float64 for float64 x) and rounded once; rows split over threads.
+template <class T>
+void rotate_rows(T* x, const float* cos, const float* sin, int64_t t, int64_t heads, int64_t d, bool inverse) {
+  using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const int64_t half = d / 2;
+  const A sign = inverse ? A(-1) : A(1);
+  at::parallel_for(0, t * heads, std::max<int64_t>(1, 16384 / d), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      T* a = x + r * d;
+      T* bb = a + half;
+      const float *c = cos + (r / heads) * half, *s = sin + (r / heads) * half;
+      for (int64_t i = 0; i < half; ++i) {
+        const A av = A(a[i]), bv = A(bb[i]), cv = A(c[i]), sv = sign * A(s[i]);
+        a[i] = T(av * cv - bv * sv);
+        bb[i] = T(bv * cv + av * sv);
+      }
+    }
+  });
+}
+
+void rotate_cpu(Tensor& x, const Tensor& cos_, const Tensor& sin_, bool inverse) {
+  const Tensor cos = cos_.contiguous(), sin = sin_.contiguous();
+  const int64_t d = x.size(-1), t = cos.size(0), heads = x.numel() / (t * d);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "rope_", [&] {
+    rotate_rows<scalar_t>(x.data_ptr<scalar_t>(), cos.data_ptr<float>(), sin.data_ptr<float>(), t, heads, d, inverse);
+  });
 }
 
 void rope_cpu(Tensor& q, Tensor& k, const Tensor& cos, const Tensor& sin, bool inverse) {

@@ -1,5 +1,10 @@
 // SwiGLU: silu(gate) * up (Shazeer 2020 eq. 6): CPU reference, CUDA wrapper, autograd.
 // Backward: grad_gate = grad * up * s (1 + g (1 - s)), grad_up = grad * g s, s = sigmoid(g).
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <type_traits>
+
 #include "grpo/kernels/ops.h"
 #include "op_util.h"
 
@@ -14,19 +19,43 @@ void check_args(const Tensor& gate, const Tensor& up, const char* op) {
               gate.sizes(), ", got ", up.sizes());
 }
 
+// CPU. Forward: silu(gate) (ATen's vectorised kernel) times up in place: two passes, one output
+// allocation. bfloat16 keeps one rounding: computed in float32, rounded once.
 Tensor fwd_cpu(const Tensor& gate, const Tensor& up) {
   check_args(gate, up, "_swiglu_fwd");
-  const auto acc = detail::acc_type(gate.scalar_type());
-  const Tensor g = gate.to(acc);
-  return (g * torch::sigmoid(g) * up.to(acc)).to(gate.scalar_type());
+  if (gate.scalar_type() == torch::kBFloat16) {
+    const Tensor g = gate.to(torch::kFloat);
+    return torch::silu(g).mul_(up.to(torch::kFloat)).to(gate.scalar_type());
+  }
+  return torch::silu(gate).mul_(up);
 }
 
-std::tuple<Tensor, Tensor> bwd_cpu(const Tensor& grad, const Tensor& gate, const Tensor& up) {
-  const auto acc = detail::acc_type(gate.scalar_type());
-  const Tensor g = gate.to(acc), u = up.to(acc), dy = grad.to(acc);
-  const Tensor s = torch::sigmoid(g);
-  return {(dy * u * s * (1 + g * (1 - s))).to(gate.scalar_type()),
-          (dy * g * s).to(gate.scalar_type())};
+// Backward: s = sigmoid(gate) in one vectorised pass, then both gradients in one elementwise loop
+// over (grad, gate, up, s), rows split over threads.
+template <class T>
+void bwd_loop(const T* dy, const T* g, const T* u, const float* s32, const double* s64, T* gg, T* gu, int64_t n) {
+  using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  at::parallel_for(0, n, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const A sv = s64 ? A(s64[i]) : A(s32[i]), gv = A(g[i]), d = A(dy[i]);
+      gg[i] = T(d * A(u[i]) * sv * (A(1) + gv * (A(1) - sv)));
+      gu[i] = T(d * gv * sv);
+    }
+  });
+}
+
+std::tuple<Tensor, Tensor> bwd_cpu(const Tensor& grad, const Tensor& gate_, const Tensor& up_) {
+  const auto acc = detail::acc_type(gate_.scalar_type());
+  const Tensor gate = gate_.contiguous(), up = up_.contiguous(), dy = grad.to(gate.scalar_type()).contiguous();
+  const Tensor s = torch::sigmoid(gate.to(acc)).contiguous();  // [n] float32 (float64)
+  Tensor gg = torch::empty_like(gate), gu = torch::empty_like(up);
+  const bool dbl = acc == torch::kDouble;
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, gate.scalar_type(), "_swiglu_bwd", [&] {
+    bwd_loop<scalar_t>(dy.data_ptr<scalar_t>(), gate.data_ptr<scalar_t>(), up.data_ptr<scalar_t>(),
+                       dbl ? nullptr : s.data_ptr<float>(), dbl ? s.data_ptr<double>() : nullptr,
+                       gg.data_ptr<scalar_t>(), gu.data_ptr<scalar_t>(), gate.numel());
+  });
+  return {gg, gu};
 }
 
 #ifdef GRPO_HAVE_CUDA_KERNELS

@@ -6,6 +6,8 @@
 
 #include <functional>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "grpo/kernels/ops.h"
 
@@ -63,6 +65,9 @@ inline torch::Tensor finite_diff(const std::function<double(const torch::Tensor&
   }
   return g;
 }
+
+/// "[3, 37, 1000]": the shape each sweep names in its SCOPED_TRACE and assertion messages.
+inline std::string shape_str(c10::IntArrayRef s) { return c10::str(s); }
 
 inline torch::TensorOptions cuda_opts(torch::ScalarType dt) {
   return torch::TensorOptions().device(torch::kCUDA).dtype(dt);

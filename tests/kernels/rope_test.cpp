@@ -1,5 +1,6 @@
 // RoPE vs transformers' apply_rotary_pos_emb written out in float64 (q * cos + rotate_half(q) *
-// sin with the angle tables duplicated to head_dim), in place and out of place; gradients vs
+// sin with the angle tables duplicated to head_dim), in place and out of place, on a sweep of
+// shapes (named in every failure message); gradients vs
 // float64 autograd and finite differences; the inverse rotation undoes the rotation.
 #include "kernels/kernel_test_util.h"
 
@@ -25,9 +26,21 @@ torch::Tensor hf_rope(const torch::Tensor& x, const torch::Tensor& cos, const to
   return x * c + rotate_half(x) * s;
 }
 
-void check_rope(torch::ScalarType dt, torch::Device dev, double tol) {
+struct RopeShape {
+  int64_t t, hq, hk, d;  // tokens, query heads, key heads, head_dim
+};
+std::string shape_str(const RopeShape& s) {
+  return c10::str("t ", s.t, " hq ", s.hq, " hk ", s.hk, " head_dim ", s.d);
+}
+// The CUDA kernel runs one thread per rotated pair: head_dim / 2 odd (33, 65, 1, 3), one token or
+// head, GQA and MHA, and a [T, H, d] count not a multiple of the block.
+const std::vector<RopeShape> kShapes = {{37, 5, 3, 66}, {1, 1, 1, 2}, {16, 8, 8, 64}, {3, 2, 1, 128},
+                                        {9, 7, 1, 130}, {5, 4, 2, 6}, {33, 3, 3, 80}};
+
+void check_rope(torch::ScalarType dt, torch::Device dev, const RopeShape& shp, double tol) {
   torch::manual_seed(13);
-  const int64_t t = 37, hq = 5, hk = 3, d = 66;  // head_dim 66: d/2 = 33, odd
+  const int64_t t = shp.t, hq = shp.hq, hk = shp.hk, d = shp.d;
+  const std::string sh = shape_str(shp);
   auto [cosd, sind] = angles(t, d);
   auto cos = cosd.to(dev, torch::kFloat), sin = sind.to(dev, torch::kFloat);
   auto o = torch::TensorOptions().dtype(dt).device(dev);
@@ -41,27 +54,35 @@ void check_rope(torch::ScalarType dt, torch::Device dev, double tol) {
   ((qrd * gq).sum() + (krd * gk).sum()).backward();
 
   // out of place, with autograd
+  if (dev.is_cuda()) poison_cuda();
   auto q = q0.clone().requires_grad_(), k = k0.clone().requires_grad_();
   auto [qr, kr] = rope(q, k, cos, sin);
   ((qr.to(torch::kDouble).cpu() * gq).sum() + (kr.to(torch::kDouble).cpu() * gk).sum()).backward();
-  EXPECT_LE(rel_err(qr, qrd), tol);
-  EXPECT_LE(rel_err(kr, krd), tol);
-  EXPECT_LE(rel_err(q.grad(), qd.grad()), tol);
-  EXPECT_LE(rel_err(k.grad(), kd.grad()), tol);
+  EXPECT_LE(rel_err(qr, qrd), tol) << "q, " << sh;
+  EXPECT_LE(rel_err(kr, krd), tol) << "k, " << sh;
+  EXPECT_LE(rel_err(q.grad(), qd.grad()), tol) << "grad q, " << sh;
+  EXPECT_LE(rel_err(k.grad(), kd.grad()), tol) << "grad k, " << sh;
 
   // in place, then back
   auto qi = q0.clone(), ki = k0.clone();
   rope_(qi, ki, cos, sin);
-  EXPECT_LE(rel_err(qi, qrd), tol);
-  EXPECT_LE(rel_err(ki, krd), tol);
+  EXPECT_LE(rel_err(qi, qrd), tol) << "q in place, " << sh;
+  EXPECT_LE(rel_err(ki, krd), tol) << "k in place, " << sh;
   rope_(qi, ki, cos, sin, /*inverse=*/true);
-  EXPECT_LE(rel_err(qi, q0), 2 * tol);  // two roundings to dt
-  EXPECT_LE(rel_err(ki, k0), 2 * tol);
+  EXPECT_LE(rel_err(qi, q0), 2 * tol) << "q rotated back, " << sh;  // two roundings to dt
+  EXPECT_LE(rel_err(ki, k0), 2 * tol) << "k rotated back, " << sh;
+}
+
+void sweep(torch::ScalarType dt, torch::Device dev, double tol) {
+  for (const auto& shape : kShapes) {
+    SCOPED_TRACE(shape_str(shape));
+    check_rope(dt, dev, shape, tol);
+  }
 }
 
 // float32: |cos|,|sin| <= 1 and two products per element, ~1e-7; bfloat16: output rounding.
-TEST(RopeCpu, Float32MatchesTransformersFormula) { check_rope(torch::kFloat, torch::kCPU, 1e-5); }
-TEST(RopeCpu, Bfloat16MatchesTransformersFormula) { check_rope(torch::kBFloat16, torch::kCPU, 1e-2); }
+TEST(RopeCpu, Float32MatchesTransformersFormula) { sweep(torch::kFloat, torch::kCPU, 1e-5); }
+TEST(RopeCpu, Bfloat16MatchesTransformersFormula) { sweep(torch::kBFloat16, torch::kCPU, 1e-2); }
 
 TEST(RopeCpu, GradientsMatchFiniteDifferences) {
   torch::manual_seed(2);
@@ -91,11 +112,11 @@ TEST(RopeCpu, RejectsBadTables) {
 
 TEST(RopeCuda, Float32MatchesTransformersFormula) {
   GRPO_REQUIRE_CUDA();
-  check_rope(torch::kFloat, torch::kCUDA, 1e-5);
+  sweep(torch::kFloat, torch::kCUDA, 1e-5);
 }
 TEST(RopeCuda, Bfloat16MatchesTransformersFormula) {
   GRPO_REQUIRE_CUDA();
-  check_rope(torch::kBFloat16, torch::kCUDA, 1e-2);
+  sweep(torch::kBFloat16, torch::kCUDA, 1e-2);
 }
 
 }  // namespace
