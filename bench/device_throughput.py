@@ -222,18 +222,16 @@ def main():
             continue
         s = grpo_step(args, model_dir, args.work, variant, override)
         summary["step"].append(s)
-        if "error" in s and variant == "fp8" and "not yet wired" in s["error"]:
-            # grpo refuses kernels.fp8 until the FP8 linear is in the model (issue 14): expected, not a failure.
-            reason = "kernels.fp8 refused by grpo's config check: the FP8 linear is not yet wired into the model"
-            summary["step"][-1] = {"variant": variant, "skipped": reason}
-            print(f"RESULT\t{name}\tSKIP\t{reason}")
-            continue
         if "error" in s:
             print(f"step {variant}: ERROR {s['error']}", flush=True)
             print(f"RESULT\t{name}\tFAIL\t{s['error'][:300]}".replace("\n", " "))
             continue
         m = s["median"]
         note = f"; {args.fused_note}" if variant == "fused" and args.fused_note else ""
+        # Speed of the variant against the plain step of this run (same machine, same process shape).
+        plain = next((p for p in summary["step"] if p.get("variant") == "plain" and "median" in p), None)
+        if variant != "plain" and plain:
+            note += f"; {plain['median']['total'] / m['total']:.2f}x plain's speed"
         print(f"step {variant:5s}: total {m['total']:.2f} s = rollout {m['rollout']:.2f} + reward {m['reward']:.3f} + "
               f"logprobs {m['logprobs']:.2f} + update {m['update']:.2f} | peak {mem} {s['peak_mb']:.0f}", flush=True)
         print(f"RESULT\t{name}\tPASS\t{m['total']:.2f} s: rollout {m['rollout']:.2f}, logprobs {m['logprobs']:.2f}, "

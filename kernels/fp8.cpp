@@ -6,6 +6,10 @@
 #include "grpo/kernels/ops.h"
 #include "op_util.h"
 
+#ifdef GRPO_HAVE_CUDA_KERNELS
+#include <cuda_runtime_api.h>
+#endif
+
 namespace grpo::kernels {
 namespace {
 using torch::Tensor;
@@ -163,6 +167,22 @@ Tensor fp8_gemm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const T
   static auto h = detail::op<GemmSig>("grpo::fp8_gemm");
   return h.call(a, a_scale, b, b_scale, out_dtype);
 }
+int cuda_compute_capability(int64_t index) {
+#ifdef GRPO_HAVE_CUDA_KERNELS
+  int major = 0, minor = 0;
+  const int dev = static_cast<int>(index);
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+    (void)cudaGetLastError();  // reset the runtime error state so later calls do not report it
+    return 0;
+  }
+  return major * 10 + minor;
+#else
+  (void)index;
+  return 0;
+#endif
+}
+
 Tensor fp8_linear(const Tensor& x, const Tensor& w) {
   static auto h = detail::op<Tensor(const Tensor&, const Tensor&)>("grpo::fp8_linear");
   return h.call(x, w);

@@ -47,6 +47,7 @@ BINARIES=(
   "tests/test_kernels:test_kernels:test_kernels"
   "tests/dist_worker:dist_worker:dist_worker"
   "tests/test_train:test_train:test_train"  # its CUDA tests (bf16 autocast, step metrics on the device)
+  "tests/test_model:test_model:test_model"  # its CUDA tests (grouped MoE without host sync, FP8 linears applied)
 )
 # Shared libraries that the GPU machine provides itself (system C/C++ runtime; LibTorch, CUDA, NCCL
 # and cuDNN from its torch wheel): never carried.
@@ -240,6 +241,19 @@ step1_kernels() {
   [ "$DEVICE" = cpu ] && fig+=" (the CUDA one skips on CPU)"
   if [ "$rc" -eq 0 ] && [ "$ok" -gt 0 ]; then record 1 "CUDA tests of test_train (bf16 autocast, step metrics)" PASS "$fig"
   else record 1 "CUDA tests of test_train (bf16 autocast, step metrics)" FAIL "$fig, exit $rc"; fi
+  grep -E '^\[ +FAILED +\] ' "$log" | head -10
+  # The CUDA tests of the applied model (issue 14): grouped MoE equal to the loop and free of host
+  # synchronisation (sync debug mode = error), kernels.fp8 dispatching every decoder linear to
+  # grpo::fp8_linear on sm_90 (refused before it), with their CPU halves.
+  log="$LOGS/1-test_model_cuda.log"
+  t "$BIN/test_model" --gtest_color=no --gtest_filter='MoeDispatch.*:MoeDispatchCuda.*:Fp8Apply.*:Fp8ApplyCuda.*' >"$log" 2>&1; rc=$?
+  ok=$(grep -cE '^\[ +OK +\] ' "$log"); sk=$(grep -cE '^\[ +SKIPPED +\] ' "$log")
+  fail=$(grep -cE '^\[ +FAILED +\] [A-Za-z0-9_/.]+ \(' "$log")
+  fig="$ok passed, $sk skipped, $fail failed"
+  [ "$DEVICE" = cpu ] && fig+=" (the CUDA ones skip on CPU)"
+  [ "$sk" -gt 0 ] && fig+="; skipped: $(grep -E '^\[ +SKIPPED +\] ' "$log" | awk '{print $4}' | tr '\n' ' ')"
+  if [ "$rc" -eq 0 ] && [ "$ok" -gt 0 ]; then record 1 "CUDA tests of test_model (grouped MoE, FP8 applied)" PASS "$fig"
+  else record 1 "CUDA tests of test_model (grouped MoE, FP8 applied)" FAIL "$fig, exit $rc"; fi
   grep -E '^\[ +FAILED +\] ' "$log" | head -10
 }
 

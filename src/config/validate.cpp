@@ -57,14 +57,20 @@ void validate(const Config& c, const Provenance& prov) {
             c.rollout.max_completion_length, ") must be <= model.max_position_embeddings (", m.max_position_embeddings,
             ")"));
 
-  // kernels.fp8 must never fall back silently to bf16: refuse it wherever it cannot run, and,
-  // until the FP8 linear is applied to the model's layers (issue 14), everywhere.
+  // kernels.fp8 must never fall back silently to bf16: refuse it wherever it cannot run. What the
+  // config knows: the device and this build; a pre-Hopper GPU is refused when the model is applied
+  // (model/apply_kernels.cpp), once the device is known.
   if (c.kernels.fp8) {
-    const bool cpu = m.device == "cpu";
-    bad(prov, "kernels.fp8",
-        cpu ? "kernels.fp8: FP8 linears need a CUDA sm_90 GPU, but model.device is cpu; set kernels.fp8: false"
-            : "kernels.fp8: the FP8 linear is not yet wired into the model (issue 14); set kernels.fp8: false "
-              "(the run would otherwise train in bf16/fp32)");
+#ifdef GRPO_BUILD_HAS_CUDA_KERNELS
+    constexpr bool cuda_build = true;
+#else
+    constexpr bool cuda_build = false;
+#endif
+    if (m.device == "cpu")
+      bad(prov, "kernels.fp8", "kernels.fp8: FP8 linears need a CUDA sm_90 GPU, but model.device is cpu; set kernels.fp8: false");
+    else if (!cuda_build)
+      bad(prov, "kernels.fp8",
+          "kernels.fp8: this build has no CUDA kernels (configured without nvcc or with GRPO_CUDA=OFF); set kernels.fp8: false");
   }
 
   // lora.target_modules: PEFT module names the model layer knows (model/lora.cpp).

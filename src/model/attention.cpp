@@ -2,6 +2,7 @@
 
 #include "grpo/model/packed_linear.h"
 
+#include "fp8_linear.h"
 #include "rotary.h"
 
 namespace grpo::model {
@@ -22,9 +23,9 @@ AttentionImpl::AttentionImpl(const ModelSpec& s, int64_t layer_index)
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& mask, KVCache* cache) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = linear(q_proj, x).view({B, T, n_heads_, head_dim_});
-  auto k = linear(k_proj, x).view({B, T, n_kv_heads_, head_dim_});
-  auto v = linear(v_proj, x).view({B, T, n_kv_heads_, head_dim_}).transpose(1, 2);
+  auto q = linear(q_proj, x, linear_impl).view({B, T, n_heads_, head_dim_});
+  auto k = linear(k_proj, x, linear_impl).view({B, T, n_kv_heads_, head_dim_});
+  auto v = linear(v_proj, x, linear_impl).view({B, T, n_kv_heads_, head_dim_}).transpose(1, 2);
   if (q_norm) {
     q = q_norm(q);
     k = k_norm(k);
@@ -33,7 +34,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   if (cache) std::tie(k, v) = cache->write(layer_, k, v);
   auto out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
                                               /*scale=*/std::nullopt, /*enable_gqa=*/n_heads_ != n_kv_heads_);
-  return linear(o_proj, out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}));
+  return linear(o_proj, out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}), linear_impl);
 }
 
 }  // namespace grpo::model

@@ -3,6 +3,8 @@
 #include "grpo/kernels/ops.h"
 #include "grpo/model/packed_linear.h"
 
+#include "fp8_linear.h"
+
 namespace grpo::model {
 
 MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate) {
@@ -17,9 +19,9 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   // operands right to left). Autograd runs backward nodes in reverse creation order, so this order
   // fixes the order in which x's gradient contributions are summed: changing it changes the last
   // bits of training (the quickstart's numbers must reproduce bit for bit).
-  auto up = linear(up_proj, x);      // [..., intermediate]
-  auto gate = linear(gate_proj, x);  // [..., intermediate]
-  return linear(down_proj, impl == OpImpl::GRPO ? kernels::swiglu(gate, up) : torch::silu(gate) * up);
+  auto up = linear(up_proj, x, linear_impl);      // [..., intermediate]
+  auto gate = linear(gate_proj, x, linear_impl);  // [..., intermediate]
+  return linear(down_proj, impl == OpImpl::GRPO ? kernels::swiglu(gate, up) : torch::silu(gate) * up, linear_impl);
 }
 
 }  // namespace grpo::model

@@ -114,4 +114,8 @@ torch::Tensor fp8_linear(const torch::Tensor& x, const torch::Tensor& w);
 /// True when this build registered CUDA kernels (GRPO_HAVE_CUDA_KERNELS).
 bool have_cuda_kernels();
 
+/// Compute capability of CUDA device `index` as major * 10 + minor (90 for H100/H200); 0 in a
+/// build without CUDA kernels or when the device cannot be queried.
+int cuda_compute_capability(int64_t index);
+
 }  // namespace grpo::kernels

@@ -8,6 +8,7 @@
 #include "grpo/model/kv_cache.h"
 #include "grpo/model/model_spec.h"
 #include "grpo/model/norm.h"
+#include "grpo/model/op_impl.h"
 
 namespace grpo::model {
 
@@ -23,6 +24,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};
   OpImpl rope_impl = OpImpl::PLAIN;  // set by apply_kernels (rotary.h apply_rope_qk)
+  LinearImpl linear_impl = LinearImpl::PLAIN;  // q/k/v/o: nn::Linear or FP8 (set by apply_kernels)
 
  private:
   int64_t layer_, n_heads_, n_kv_heads_, head_dim_;

@@ -14,6 +14,7 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
   OpImpl impl = OpImpl::PLAIN;  // silu(gate) * up: plain, or grpo::swiglu (set by apply_kernels)
+  LinearImpl linear_impl = LinearImpl::PLAIN;  // gate/up/down: nn::Linear or FP8 (set by apply_kernels)
 };
 TORCH_MODULE(Mlp);
 

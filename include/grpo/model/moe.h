@@ -11,6 +11,7 @@
 
 #include "grpo/model/mlp.h"
 #include "grpo/model/model_spec.h"
+#include "grpo/model/op_impl.h"
 
 namespace grpo::model {
 
@@ -40,8 +41,19 @@ class MoeImpl : public torch::nn::Module {
   Mlp shared_expert{nullptr};
   torch::nn::Linear shared_expert_gate{nullptr};
   torch::Tensor e_score_correction_bias;  // buffer [E], float32
+  /// How the routed experts run (set by apply_kernels): PLAIN = one expert at a time over its
+  /// slice of the expert-sorted assignments (reads the per-expert counts on the host: a device
+  /// synchronisation per layer on CUDA); GRPO = grpo::moe_permute / moe_gather / three
+  /// moe_grouped_gemm / moe_unpermute over all experts at once, counts kept on the device (no host
+  /// synchronisation in forward or backward on CUDA). Both compute the same function.
+  OpImpl impl = OpImpl::PLAIN;
 
  private:
+  /// The routed experts' weighted sum. x: [N, D]; idx: [N, k] int64 expert ids; weights: [N, k]
+  /// in x's dtype. Returns [N, D].
+  torch::Tensor experts_loop(const torch::Tensor& x, const torch::Tensor& idx, const torch::Tensor& weights);
+  torch::Tensor experts_grouped(const torch::Tensor& x, const torch::Tensor& idx, const torch::Tensor& weights);
+
   int64_t n_experts_, top_k_;
   bool norm_topk_, sigmoid_;
   torch::Tensor pending_load_;  // [E] float32, not saved
