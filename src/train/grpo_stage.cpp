@@ -6,6 +6,7 @@
 #include <set>
 
 #include "grpo/dist/rank_rng.h"
+#include "grpo/model/apply_kernels.h"
 #include "grpo/model/lora.h"
 #include "grpo/train/advantages.h"
 #include "grpo/train/evaluate.h"
@@ -64,6 +65,7 @@ GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& 
   // With LoRA adapters the reference is the base model: the policy with its adapters switched off.
   if ((cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) && model::has_lora(*policy_.model)) ref_is_base_ = true;
   else if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
+  if (ref_) model::apply_kernels(*ref_, cfg_.kernels, /*log_line=*/false);  // the policy's kernels, logged once by the pipeline
 }
 
 GrpoStage::~GrpoStage() = default;
