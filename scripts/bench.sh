@@ -39,12 +39,13 @@ THREADS="$(nproc)"
 BENCHES=(
   "grpo_step|TRL GRPOTrainer (same model, prompts, rewards, lengths)|$PY bench/grpo_step_vs_trl.py --bin $BIN/bench_grpo_step_bench --steps 1 --warmup 1 --threads $THREADS|^(GRPO step|phase|rollout|reward|logprobs|update|total) "
   "rollout|transformers generate() (same weights, prompts, lengths)|$PY bench/rollout_vs_transformers.py --bin $BIN/bench_rollout_bench --batches 1,16,64 --new 64 --threads $THREADS|^batch "
-  "model|PyTorch eager via transformers, forward+backward|$PY bench/model_vs_pytorch.py $GRPO_BUILD_DIR 2 128 2 $THREADS|^(dense|moe): "
+  "model|PyTorch eager via transformers, forward+backward|$PY bench/model_vs_pytorch.py $GRPO_BUILD_DIR 2 128 2 $THREADS|^(dense|smollm|moe): "
   "tokenizer|HF tokenizers (Rust), single thread, SmolLM2 tokenizer.json|$PY bench/tokenizer_vs_hf.py $BIN/bench_tokenize_bench $SMOL_TOK|^(encode|decode) "
   "sandbox|plain python3 -c pass subprocesses|$BIN/bench_sandbox_throughput 20 3 2|^(plain|sandbox|ratio) "
   "reward|none (absolute rate)|$BIN/bench_reward_bench 1000|^(math_answer|format):"
   "dist|1 process vs 2 Gloo processes|$BIN/bench_dist_bench --steps 5|^ +(nproc|[0-9])|^step time"
   "kernels|LibTorch composition on CUDA (skipped without a device)|$BIN/bench_kernels_bench|."
+  "bf16_cpu|float32 on the same CPU (trainer.bf16 off; SmolLM2-135M shape)|$PY bench/bf16_cpu.py --bin-dir $BIN --threads $THREADS --rounds 1|^(GEMM|batch|rollout peak|GRPO step|phase|rollout|reward|logprobs|update|total) "
 )
 
 selected() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
@@ -57,6 +58,7 @@ if [ "$build" = 1 ]; then
     case "$name" in
       tokenizer) targets+=(bench_tokenize_bench) ;;
       sandbox) targets+=(bench_sandbox_throughput) ;;
+      bf16_cpu) targets+=(bench_bf16_cpu_bench bench_grpo_step_bench) ;;
       *) targets+=("bench_${name}_bench") ;;
     esac
   done
