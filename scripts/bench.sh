@@ -45,6 +45,7 @@ BENCHES=(
   "reward|none (absolute rate)|$BIN/bench_reward_bench 1000|^(math_answer|format):"
   "dist|1 process vs 2 Gloo processes|$BIN/bench_dist_bench --steps 5|^ +(nproc|[0-9])|^step time"
   "kernels|LibTorch composition on CUDA (skipped without a device)|$BIN/bench_kernels_bench|."
+  "bf16_cpu|float32 on the same CPU (trainer.bf16 off; SmolLM2-135M shape)|$PY bench/bf16_cpu.py --bin-dir $BIN --threads $THREADS --rounds 1|^(GEMM|batch|rollout peak|GRPO step|phase|rollout|reward|logprobs|update|total) "
 )
 
 selected() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
@@ -57,6 +58,7 @@ if [ "$build" = 1 ]; then
     case "$name" in
       tokenizer) targets+=(bench_tokenize_bench) ;;
       sandbox) targets+=(bench_sandbox_throughput) ;;
+      bf16_cpu) targets+=(bench_bf16_cpu_bench bench_grpo_step_bench) ;;
       *) targets+=("bench_${name}_bench") ;;
     esac
   done

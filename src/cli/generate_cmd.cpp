@@ -157,6 +157,7 @@ void run_generate(const GenerateArgs& a) {
     ids.push_back(std::move(row));
   }
   rollout::RolloutEngine engine(model, *tokenizer, cfg.rollout);
+  engine.set_bf16(cfg.trainer.bf16);  // as the trainer's rollout: bf16 on a CPU model
   Progress progress;
   engine.set_progress_callback([&](int64_t d, int64_t t) { progress(d, t); });
   auto completions = engine.generate(ids, a.num_generations, a.seed);

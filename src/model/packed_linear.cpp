@@ -2,6 +2,8 @@
 
 #include "grpo/model/lora.h"
 
+#include "grpo/util/error.h"
+
 #include <ATen/Context.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -47,6 +49,11 @@ thread_local PackedWeights* t_current = nullptr;
 
 }  // namespace
 
+PackedWeights::PackedWeights(torch::Dtype dtype) : dtype_(dtype) {
+  GRPO_REQUIRE(dtype == torch::kFloat32 || dtype == torch::kBFloat16, "PackedWeights: compute dtype ",
+               c10::toString(dtype), " is neither float32 nor bfloat16");
+}
+
 bool PackedWeights::ops_registered() { return ops().linear.has_value(); }
 
 bool PackedWeights::available() {
@@ -80,14 +87,21 @@ torch::Tensor PackedWeights::linear(const torch::Tensor& x, const torch::Tensor&
   const int64_t version = static_cast<int64_t>(w._version());
   auto it = entries_.find(impl);
   if (it == entries_.end() || it->second.version != version) {
-    Entry e{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), version, pack(w, std::nullopt)};
+    // The bf16 copy is packed from the rounded float32 weight: round to nearest even, as autocast's cast.
+    Entry e{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), version, pack(w.to(dtype_), std::nullopt)};
     entries_.erase(impl);
     it = entries_.emplace(impl, std::move(e)).first;
   }
-  auto y = apply(x.reshape({-1, x.size(-1)}).contiguous(), it->second.packed, b);
+  auto y = apply(x.reshape({-1, x.size(-1)}).to(dtype_).contiguous(), it->second.packed, b.defined() ? b.to(dtype_) : b);
   auto out_shape = x.sizes().vec();
   out_shape.back() = w.size(0);
   return y.view(out_shape);
+}
+
+std::optional<torch::Dtype> PackedWeights::packed_dtype(const torch::Tensor& w) const {
+  auto it = entries_.find(w.unsafeGetTensorImpl());
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.packed.scalar_type();
 }
 
 PackedWeightsScope::PackedWeightsScope(PackedWeights* packed) : previous_(t_current) { t_current = packed; }
@@ -102,7 +116,8 @@ static torch::Tensor with_lora(torch::nn::Linear& l, const torch::Tensor& x, tor
 
 torch::Tensor linear(torch::nn::Linear& l, const torch::Tensor& x) {
   PackedWeights* p = t_current;
-  if (p && !torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+  if (p && !torch::GradMode::is_enabled() && x.device().is_cpu() &&
+      (x.scalar_type() == torch::kFloat32 || x.scalar_type() == p->dtype()) &&
       PackedWeights::packable(l->weight) && PackedWeights::available())
     return with_lora(l, x, p->linear(x, l->weight, l->bias));
   return with_lora(l, x, l->forward(x));

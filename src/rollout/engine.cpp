@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "bf16_forward.h"
 #include "completion_builder.h"
 #include "grpo/rollout/decode_head.h"
 #include "grpo/rollout/sampling.h"
@@ -59,6 +60,7 @@ struct RunContext {
   RolloutStats& stats;
   const std::function<void(int64_t, int64_t)>& progress;
   bool penalty;  // a repetition penalty: keep the [slots, V] "seen" mask
+  bool bf16;     // forwards under CPU bf16 autocast, bf16 KV cache (bf16_forward.h)
 };
 
 // One generate() call: the scheduler decides which completions hold which slots; this class keeps
@@ -130,7 +132,7 @@ bool GenerateRun::admit() {
   const std::vector<Chunk> chunks = sched_.admit();
   if (chunks.empty()) return false;
   const auto t0 = Clock::now();
-  Prefill pf = prefill_chunks(model_, c_.head, prompt_ids_, chunks, plan_.capacity, c_.penalty);
+  Prefill pf = prefill_chunks(model_, c_.head, prompt_ids_, chunks, plan_.capacity, c_.penalty, c_.bf16);
   c_.stats.prompt_tokens += pf.prompt_tokens;
   c_.stats.prefill_seconds += seconds_since(t0);
   std::vector<int64_t> outs;  // [n] completion index of each new row
@@ -221,8 +223,8 @@ void GenerateRun::decode_step() {
   c_.stats.peak_cache_tokens = std::max(c_.stats.peak_cache_tokens, cache_->batch() * plan_.capacity);
   auto step_ids = torch::tensor(pending_, torch::kInt64).to(device_).view({B, 1});  // [B, 1]
   if (c_.penalty) seen_.scatter_(1, step_ids, true);
-  auto out = model_->forward(step_ids, {}, &*cache_);
-  auto logits = c_.head(out.hidden.select(1, 0));  // [B, V]
+  auto out = rollout_forward(model_, step_ids, {}, &*cache_, c_.bf16);
+  auto logits = c_.head(out.hidden.select(1, 0));  // [B, V] float32 (the head runs outside autocast)
   std::vector<uint64_t> streams(static_cast<size_t>(B)), counters(static_cast<size_t>(B));
   for (int64_t s = 0; s < B; ++s) {
     streams[s] = seqs_[s].stream;
@@ -240,6 +242,8 @@ void GenerateRun::decode_step() {
 }
 
 }  // namespace
+
+bool RolloutEngine::bf16_active() const { return bf16_ && model_->device().is_cpu(); }
 
 RolloutEngine::RolloutEngine(model::Transformer model, const tok::Tokenizer& tokenizer, SamplingParams params,
                              EngineLimits limits)
@@ -313,12 +317,17 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   const bool pack = params_.max_completion_length >= 4;
   if (!head_ || !head_->up_to_date() || head_->packed() != pack)
     head_ = std::make_unique<DecodeHead>(model_, limits_.max_batch_size, pack);
-  // The layers' linears too (model::linear), under the same rule.
+  // The layers' linears too (model::linear), under the same rule, in bf16 under bf16: with a
+  // single-token forward, the bf16 packed linears are what keeps generation bound by AMX/AVX512-BF16
+  // products instead of float32 ones.
+  const bool bf16 = bf16_active();
+  const torch::Dtype linear_dtype = bf16 ? torch::kBFloat16 : torch::kFloat32;
+  if (packed_.dtype() != linear_dtype) packed_ = model::PackedWeights(linear_dtype);
   model::PackedWeightsScope packed_scope(pack && model::PackedWeights::available() ? &packed_ : nullptr);
 
   const CompletionBuilder builder(params_, eos_ids_, *tok_);
   const StepSampler sampler(params_, model_->spec().vocab_size, tok_->vocab_size());
-  const RunContext ctx{model_, *head_, builder, sampler, stats_, progress_, params_.repetition_penalty != 1.0};
+  const RunContext ctx{model_, *head_, builder, sampler, stats_, progress_, params_.repetition_penalty != 1.0, bf16};
   GenerateRun run(ctx, prompt_ids, num_generations, prompt_seeds, plan, limits);
   auto results = run.run();
   for (const auto& c : results) stats_.completion_tokens += c.completion_length;

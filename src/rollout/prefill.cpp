@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "bf16_forward.h"
+
 namespace grpo::rollout {
 
 Prefill prefill_chunks(model::Transformer model, const DecodeHead& head,
                        const std::vector<std::vector<int64_t>>& prompt_ids, const std::vector<Chunk>& chunks,
-                       int64_t capacity, bool with_seen) {
+                       int64_t capacity, bool with_seen, bool bf16) {
   const auto device = model->device();
   const int64_t A = static_cast<int64_t>(chunks.size());
   int64_t tmax = 0;
@@ -25,8 +27,8 @@ Prefill prefill_chunks(model::Transformer model, const DecodeHead& head,
     prompt_tokens += L;
   }
   ids = ids.to(device);
-  model::KVCache cache = model->make_cache(A, capacity);
-  auto out = model->forward(ids, mask.to(device), &cache);
+  model::KVCache cache(model->spec(), A, capacity, rollout_cache_dtype(model, bf16), device);
+  auto out = rollout_forward(model, ids, mask.to(device), &cache, bf16);
   auto h = out.hidden.index({torch::arange(A, torch::TensorOptions().device(device)), last.to(device)});
   auto logits_p = head(h);  // [A, V]
   // Expand to one row per new completion.

@@ -25,9 +25,10 @@ struct Prefill {
 /// Prefills chunks[a]'s prompt into row a of a new cache of `capacity` tokens per row: ids
 /// RIGHT-padded to the longest prompt with its first token (harmless under the mask, and the
 /// repetition penalty's "seen" set can then be scattered from the whole row). Completions of a
-/// chunk are in chunk order, then completion order. with_seen: also fill Prefill::seen.
+/// chunk are in chunk order, then completion order. with_seen: also fill Prefill::seen. bf16: the
+/// forward runs as rollout_forward(..., bf16) and the cache holds bf16 (bf16_forward.h).
 Prefill prefill_chunks(model::Transformer model, const DecodeHead& head,
                        const std::vector<std::vector<int64_t>>& prompt_ids, const std::vector<Chunk>& chunks,
-                       int64_t capacity, bool with_seen);
+                       int64_t capacity, bool with_seen, bool bf16 = false);
 
 }  // namespace grpo::rollout

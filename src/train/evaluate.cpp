@@ -93,6 +93,7 @@ std::vector<ProblemResult> evaluate_problems(Policy& policy, const data::Dataset
   config::RolloutConfig greedy = cfg.rollout;
   greedy.temperature = 0.0;
   rollout::RolloutEngine g(policy.model, *policy.tokenizer, greedy);
+  g.set_bf16(cfg.trainer.bf16);  // evaluate the policy in the arithmetic it was sampled and trained in
   auto comps = g.generate(prompts, 1, seeds);  // greedy: the seeds draw nothing
   auto r = score(comps, recs, texts, rewards);
   auto ok = correct_rows(r, correctness);
@@ -115,6 +116,7 @@ std::vector<ProblemResult> evaluate_problems(Policy& policy, const data::Dataset
     config::RolloutConfig sample_cfg = cfg.rollout;
     sample_cfg.temperature = sampling.temperature;
     rollout::RolloutEngine s(policy.model, *policy.tokenizer, sample_cfg);
+    s.set_bf16(cfg.trainer.bf16);
     auto samples = s.generate(prompts, n, seeds);
     auto rs = score(samples, recs, texts, rewards);
     auto oks = correct_rows(rs, correctness);

@@ -86,6 +86,16 @@ class RolloutEngine {
   /// generate(). Throws as generate().
   std::vector<Completion> generate_text(const std::vector<std::string>& prompts, int num_generations, uint64_t seed);
 
+  /// trainer.bf16 (set by the train layer and `grpo generate` from the trainer: section; default
+  /// off). On a CPU model, generate() then computes as the bf16 training forward does: the
+  /// transformer under CPU bf16 autocast, its linears on bf16 copies of the weights packed for
+  /// oneDNN (half the bytes of the float32 packing), a bf16 KV cache; the head, the logits,
+  /// sampling and the returned log-probs stay float32. The model's weights stay float32. On other
+  /// devices nothing changes (CUDA rollouts stay float32 for now).
+  void set_bf16(bool on) { bf16_ = on; }
+  /// Whether generate() runs in bf16: set_bf16(true) and the model is on the CPU.
+  bool bf16_active() const;
+
   /// Called after each step with (finished completions so far, total completions); for progress bars.
   void set_progress_callback(std::function<void(int64_t, int64_t)> cb) { progress_ = std::move(cb); }
 
@@ -94,6 +104,9 @@ class RolloutEngine {
   const std::vector<int64_t>& eos_ids() const { return eos_ids_; }
   /// Statistics of the last generate() call.
   const RolloutStats& last_stats() const { return stats_; }
+  /// The packed layer weights of the last generate() (for tests: packed_dtype() says which
+  /// arithmetic the linears ran in).
+  const model::PackedWeights& packed_weights() const { return packed_; }
 
  private:
   model::Transformer model_;
@@ -103,7 +116,8 @@ class RolloutEngine {
   std::vector<int64_t> eos_ids_;
   RolloutStats stats_;
   std::unique_ptr<DecodeHead> head_;  // the packed head weight, kept while the weights are unchanged
-  model::PackedWeights packed_;       // packed layer weights (CPU float32), repacked when they change
+  model::PackedWeights packed_;       // packed layer weights (CPU float32 or bf16), repacked when they change
+  bool bf16_ = false;                 // set_bf16()
   std::function<void(int64_t, int64_t)> progress_;
 };
 
