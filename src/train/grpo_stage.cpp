@@ -61,6 +61,7 @@ GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& 
                      const data::Dataset* eval_data)
     : StageRunner(cfg, std::move(settings), policy, std::move(dist)), rewards_(rewards), eval_data_(eval_data) {
   engine_ = std::make_unique<rollout::RolloutEngine>(policy_.model, *policy_.tokenizer, cfg_.rollout);
+  engine_->set_bf16(cfg_.trainer.bf16);  // samples in the bf16 arithmetic of the training forward (CPU)
   // beta == 0 loads no reference model, unless grpo.log_kl asks for the KL as a metric.
   // With LoRA adapters the reference is the base model: the policy with its adapters switched off.
   if ((cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) && model::has_lora(*policy_.model)) ref_is_base_ = true;
