@@ -135,4 +135,21 @@ sys.exit(0 if rel < 1e-5 and moved > 1e-4 and werr < 1e-6 else 1)
   EXPECT_NE(cont.err.find("loaded the PEFT adapter"), std::string::npos) << cont.err;
 }
 
+TEST_F(LoraCli, DataParallelReducesAdaptersOnlyAndConfigErrorsNameTheKey) {
+  // Two local ranks: the gradient reducer takes the parameters that require grad, the 28 adapters.
+  auto dp = run_grpo("launch --nproc 2 -- train " + (d / "run.yaml").string() + " trainer.output_dir=" + (d / "dp").string() +
+                     " trainer.per_device_train_batch_size=4 trainer.max_steps=1");
+  ASSERT_EQ(dp.rc, 0) << dp.err << dp.out;
+  const std::string log = dp.out + dp.err;
+  EXPECT_NE(log.find("gradient all-reduce: 1 bucket(s) for 28 parameter tensors"), std::string::npos) << log;
+  EXPECT_TRUE(sfs::exists(d / "dp" / "final" / "adapter_model.safetensors"));
+
+  auto bad = train(d / "bad", " 'lora.target_modules=[lm_head]'");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("lora.target_modules: unknown module 'lm_head'"), std::string::npos) << bad.err;
+  auto sync = train(d / "bad", " grpo.ref_model_sync_steps=4");
+  EXPECT_NE(sync.rc, 0);
+  EXPECT_NE(sync.err.find("grpo.ref_model_sync_steps > 0 with lora.r > 0"), std::string::npos) << sync.err;
+}
+
 }  // namespace
