@@ -256,8 +256,8 @@ RewardScores HttpReward::score_batch(const std::vector<RewardInput>& batch) cons
   std::string err;
   int attempts = 0;
   double delay = p_.retry_delay_s;
-  for (bool retry = true; retry && attempts <= p_.retries; ++attempts) {
-    if (attempts > 0) {
+  for (bool retry = true; retry && attempts <= p_.retries;) {
+    if (attempts++ > 0) {
       std::this_thread::sleep_for(std::chrono::duration<double>(delay));
       delay *= 2;
     }
