@@ -8,16 +8,18 @@
 // sum |x||w|) and rounds y to bf16 (u). Elementwise:
 //   |y_bf16 - y| <= ((1+u)^3 (1+gamma_n) - 1) (|x| |W|^T)  ~ 3u (|x||W|^T)      (i)
 // rigorous, checked as it stands on one linear below. The bound is relative to |x||W|^T, not to
-// |y|: a reduction of length n with mixed signs has |x||W|^T ~ sqrt(n) |y|, so the error relative
-// to y grows like sqrt(n) with the reduction length. Through the model, each bf16 product on the
-// path from the embeddings to the last hidden state adds an error of type (i); the residual stream
-// is float32 and each block adds its output to it (Jacobian near the identity at these
-// initialisations), so to first order the errors add: S stages give S * 3u, linear in depth
-// (S = 4 per attention block: qkv, scores, attention x V, o; 2 per MLP: gate/up, down).
-// log-softmax is 2-Lipschitz in the max norm, so with Lambda = max |h||E|^T, the |x||W|^T scale
-// of the float32 head:  max |logp_bf16 - logp| <= 2 * S * 3u * Lambda.                  (ii)
-// For the gradients the same first-order argument gives a relative error per parameter of about
-// (S + the backward's own S products) * 3u times the reduction's sqrt(n) cancellation factor.
+// |y|: a reduction of length n with mixed signs has |x||W|^T ~ sqrt(n) |y| in the worst case. But
+// the n rounding errors inside one output are independent with mean ~0, so they add like a random
+// walk (sqrt(n) u |x_i w_i| ~ u |y|): normwise, one product's relative error is about 3u whatever
+// n (Higham & Mary's probabilistic analysis). Through the model each bf16 product on the path adds
+// such an error, and the float32 residual stream adds them (each block is a perturbation of the
+// identity at these initialisations): linear in depth, S = 6 products per layer (qkv, scores,
+// attention x V, o, gate/up, down), so the last hidden state h is within S 3u of float32 in the
+// 2-norm. The head is float32: |dz_v| <= ||E_v|| ||dh|| (Cauchy-Schwarz), and log-softmax is
+// 2-Lipschitz in the max norm:
+//   max |logp_bf16 - logp| <= 2 * S * 3u * max_t ||h_t|| * max_v ||E_v||                  (ii)
+// The backward runs the same products transposed (another S), so each gradient is within
+// 2S 3u of float32, relative in the 2-norm.                                               (iii)
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <gtest/gtest.h>
@@ -179,7 +181,7 @@ TEST_P(Bf16CpuModel, ForwardAndBackwardWithinTheBf16BoundOfFloat32) {
     torch::NoGradGuard ng;
     auto h = m->forward(tb.input_ids, tb.attention_mask).hidden;  // [B, T, D] float32
     const auto& e = m->lm_head ? m->lm_head->weight : m->embed_tokens->weight;  // [V, D]
-    lambda = torch::matmul(h.abs(), e.abs().t()).max();
+    lambda = h.norm(2, -1).max() * e.norm(2, -1).max();  // max_t ||h_t|| * max_v ||E_v||
   }
   const double S = kLayers * 6;
   const double bound = 2 * S * 3 * kU * lambda.item<double>();
@@ -188,10 +190,8 @@ TEST_P(Bf16CpuModel, ForwardAndBackwardWithinTheBf16BoundOfFloat32) {
   std::printf("log-probs: max |bf16 - float32| %.3g, bound (ii) %.3g\n", diff, bound);
   EXPECT_GT(diff, 1e-6) << "(nearly) bit-identical to float32: bf16 did not run";
 
-  // Gradients: float32 master weights and gradients; each within the first-order bf16 bound,
-  // relative in the 2-norm: 2S products (forward and backward) x 3u x sqrt(n) cancellation, n =
-  // the hidden size (the longest reduction of the backward products that land in the gradients).
-  const double grad_bound = 2 * S * 3 * kU * std::sqrt(static_cast<double>(m->spec().hidden_size));
+  // Gradients: float32 master weights and gradients, each within (iii).
+  const double grad_bound = 2 * S * 3 * kU;
   int checked = 0;
   double worst = 0;
   for (const auto& p : m->named_parameters()) {
