@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--steps", type=int, default=2, help="GRPO step: timed steps per round")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--skip-step", action="store_true", help="rollout and GEMM figures only")
+    ap.add_argument("--skip-rollout", action="store_true", help="GRPO step figures only")
     args = ap.parse_args()
     if not os.path.exists(SMOLLM2_TOKENIZER):
         sys.exit(f"{SMOLLM2_TOKENIZER} is missing: run scripts/fetch_assets.sh, then "
@@ -100,7 +101,7 @@ def main():
         yaml = os.path.join(tmp, "run.yaml")
         grpo_config(yaml, mdir, data, os.path.join(tmp, "run-grpo"), args)
         for _ in range(args.rounds):
-            for d in dtypes:
+            for d in dtypes if not args.skip_rollout else ():
                 roll[d].append(run([os.path.join(args.bin_dir, "bench_bf16_cpu_bench"), "--model", mdir,
                                     "--tokenizer", os.path.join(mdir, "tokenizer.json"), "--dtype", d,
                                     "--threads", str(args.threads), "--new", str(args.new)]))
@@ -113,16 +114,17 @@ def main():
 
         print(f"bf16 vs float32 on the CPU, {args.threads} threads, random SmolLM2-135M-shaped Llama "
               f"({params / 1e6:.1f}M parameters); best of {args.rounds} alternated round(s)")
-        best = {d: max(r[0]["gemm_gflops"] for r in roll[d]) for d in dtypes}
-        print(f"GEMM 2048^3 GFLOP/s: float32 {best['float32']:.0f}, bfloat16 {best['bfloat16']:.0f} "
-              f"({best['bfloat16'] / best['float32']:.2f}x)")
-        print(f"{'decode tok/s':14s} {'float32':>9s} {'bfloat16':>9s} {'ratio':>7s}")
-        for b in roll["float32"][0][0]["decode"]:
-            f = max(r[0]["decode"][b] for r in roll["float32"])
-            h = max(r[0]["decode"][b] for r in roll["bfloat16"])
-            print(f"{'batch ' + b:14s} {f:9.1f} {h:9.1f} {h / f:6.2f}x")
-        rss = {d: min(r[1] for r in roll[d]) for d in dtypes}
-        print(f"rollout peak RSS MB: float32 {rss['float32']:.0f}, bfloat16 {rss['bfloat16']:.0f}")
+        if not args.skip_rollout:
+            best = {d: max(r[0]["gemm_gflops"] for r in roll[d]) for d in dtypes}
+            print(f"GEMM 2048^3 GFLOP/s: float32 {best['float32']:.0f}, bfloat16 {best['bfloat16']:.0f} "
+                  f"({best['bfloat16'] / best['float32']:.2f}x)")
+            print(f"{'decode tok/s':14s} {'float32':>9s} {'bfloat16':>9s} {'ratio':>7s}")
+            for b in roll["float32"][0][0]["decode"]:
+                f = max(r[0]["decode"][b] for r in roll["float32"])
+                h = max(r[0]["decode"][b] for r in roll["bfloat16"])
+                print(f"{'batch ' + b:14s} {f:9.1f} {h:9.1f} {h / f:6.2f}x")
+            rss = {d: min(r[1] for r in roll[d]) for d in dtypes}
+            print(f"rollout peak RSS MB: float32 {rss['float32']:.0f}, bfloat16 {rss['bfloat16']:.0f}")
         if not args.skip_step:
             print(f"GRPO step {args.B}x{args.G}x{args.new} (s, median of {args.steps}, best round)")
             print(f"{'phase':10s} {'float32':>9s} {'bfloat16':>9s} {'ratio':>7s}")
