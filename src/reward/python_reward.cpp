@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "grpo/reward/sandbox_session.h"
+#include "sandbox_session.h"
 #include "grpo/util/error.h"
 #include "grpo/util/log.h"
 #include "sandbox_run.h"

@@ -1,6 +1,6 @@
 // SandboxSession (sandbox_session.h): a sandbox run of one long-lived stage, started by the
 // launcher of sandbox_run.cpp, whose pipes this file drives itself, one request at a time.
-#include "grpo/reward/sandbox_session.h"
+#include "sandbox_session.h"
 
 #include <errno.h>
 #include <fcntl.h>
