@@ -247,11 +247,12 @@ step1_kernels() {
   # grpo::fp8_linear on sm_90 (refused before it), with their CPU halves.
   log="$LOGS/1-test_model_cuda.log"
   t "$BIN/test_model" --gtest_color=no --gtest_filter='MoeDispatch.*:MoeDispatchCuda.*:Fp8Apply.*:Fp8ApplyCuda.*' >"$log" 2>&1; rc=$?
-  ok=$(grep -cE '^\[ +OK +\] ' "$log"); sk=$(grep -cE '^\[ +SKIPPED +\] ' "$log")
+  # Per-test lines end in "(N ms)"; gtest's closing summary repeats the names without it.
+  ok=$(grep -cE '^\[ +OK +\] ' "$log"); sk=$(grep -cE '^\[ +SKIPPED +\] [A-Za-z0-9_/.]+ \(' "$log")
   fail=$(grep -cE '^\[ +FAILED +\] [A-Za-z0-9_/.]+ \(' "$log")
   fig="$ok passed, $sk skipped, $fail failed"
   [ "$DEVICE" = cpu ] && fig+=" (the CUDA ones skip on CPU)"
-  [ "$sk" -gt 0 ] && fig+="; skipped: $(grep -E '^\[ +SKIPPED +\] ' "$log" | awk '{print $4}' | tr '\n' ' ')"
+  [ "$sk" -gt 0 ] && fig+="; skipped: $(grep -E '^\[ +SKIPPED +\] [A-Za-z0-9_/.]+ \(' "$log" | awk '{print $4}' | tr '\n' ' ')"
   if [ "$rc" -eq 0 ] && [ "$ok" -gt 0 ]; then record 1 "CUDA tests of test_model (grouped MoE, FP8 applied)" PASS "$fig"
   else record 1 "CUDA tests of test_model (grouped MoE, FP8 applied)" FAIL "$fig, exit $rc"; fi
   grep -E '^\[ +FAILED +\] ' "$log" | head -10
