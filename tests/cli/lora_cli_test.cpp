@@ -104,6 +104,13 @@ TEST_F(LoraCli, FinalIsAPeftAdapterAndMergeEqualsPeft) {
   auto conv = run_grpo("model convert " + fin.string() + " " + (d / "merged").string() + " --merge");
   ASSERT_EQ(conv.rc, 0) << conv.err;
   EXPECT_NE(run_grpo("model convert " + fin.string() + " " + (d / "unmerged").string()).rc, 0);  // LoRA needs --merge
+  // The PEFT adapter continues training from lora.adapter_path (a run on the same base).
+  auto cont = train(d / "cont", " trainer.max_steps=1 lora.adapter_path=" + fin.string());
+  ASSERT_EQ(cont.rc, 0) << cont.err;
+  EXPECT_NE(cont.err.find("loaded the PEFT adapter"), std::string::npos) << cont.err;
+
+  // peft is not pinned in scripts/requirements.txt yet: without it there is no independent loader.
+  if (run_cmd(std::string(GRPO_PYTHON) + " -c 'import peft'").rc != 0) GTEST_SKIP() << "no peft in " << GRPO_PYTHON;
   // PEFT loads final/ onto the transformers base; its logits equal those of our merged export (run
   // by transformers), and its merge_and_unload() equals our merged tensors.
   auto check = py(R"(import sys, torch, transformers
@@ -128,11 +135,6 @@ sys.exit(0 if rel < 1e-5 and moved > 1e-4 and werr < 1e-6 else 1)
 )",
                   kBase + " " + fin.string() + " " + (d / "merged").string());
   EXPECT_EQ(check.rc, 0) << check.out << check.err;
-
-  // The PEFT adapter continues training from lora.adapter_path (a run on the same base).
-  auto cont = train(d / "cont", " trainer.max_steps=1 lora.adapter_path=" + fin.string());
-  ASSERT_EQ(cont.rc, 0) << cont.err;
-  EXPECT_NE(cont.err.find("loaded the PEFT adapter"), std::string::npos) << cont.err;
 }
 
 TEST_F(LoraCli, DataParallelReducesAdaptersOnlyAndConfigErrorsNameTheKey) {
