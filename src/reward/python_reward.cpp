@@ -36,7 +36,8 @@ bool is_messages(const nlohmann::json& v) {
 }
 
 bool is_special_key(const std::string& k) {
-  return k == "prompt" || k == "completion" || k == "completion_ids" || k == "completion_tokens";
+  return k == "prompt" || k == "completion" || k == "completion_ids" || k == "completion_tokens" ||
+         k == "trainer_state";
 }
 
 std::string base_name(const std::string& path) {
@@ -76,6 +77,11 @@ nlohmann::json python_reward_request(const std::vector<RewardInput>& batch) {
     if (ref && ref->contains("completion_ids") && (*ref)["completion_ids"].is_array()) ids.push_back((*ref)["completion_ids"]);
     else have_ids = false;
   }
+  // The trainer puts the same TrainerState fields on every row (grpo_stage.cpp); offline (grpo reward)
+  // there is none and the function gets None.
+  nlohmann::json trainer_state = nullptr;
+  if (!batch.empty() && batch.front().reference.is_object() && batch.front().reference.contains("trainer_state"))
+    trainer_state = batch.front().reference["trainer_state"];
   nlohmann::json columns = nlohmann::json::object();
   for (const auto& r : batch)
     if (r.reference.is_object())
@@ -88,7 +94,7 @@ nlohmann::json python_reward_request(const std::vector<RewardInput>& batch) {
           {"completions", std::move(completions)},
           {"completion_ids", have_ids ? std::move(ids) : nlohmann::json()},
           {"columns", std::move(columns)},
-          {"trainer_state", nullptr}};
+          {"trainer_state", trainer_state}};
 }
 
 PythonReward::PythonReward(config::PythonParams params, const config::SandboxConfig& sandbox) : p_(std::move(params)) {

@@ -197,11 +197,21 @@ int64_t GrpoStage::roll_out(Draw& d, int round, int64_t B) {
 // Rewards of every completion of `d`, in completion order.
 void GrpoStage::score(Draw& d) const {
   std::vector<reward::RewardInput> in;
+  // TRL's TrainerState as the python reward kind passes it (python_reward.h): optimizer steps done
+  // so far, the run's step budget, and the fractional epoch of the prompt loader.
+  const auto pos = loader_->position();
+  const double n = static_cast<double>(std::max<int64_t>(1, train_data_->size()));
+  const nlohmann::json state = {{"global_step", step_},
+                                {"max_steps", settings_.max_steps},
+                                {"epoch", static_cast<double>(pos.epoch) + static_cast<double>(pos.index) / n}};
   for (const auto& c : d.completions) {
     auto i = static_cast<size_t>(c.prompt_index);
     in.push_back({d.prompt_texts[i], c.text, d.records[i]->row, static_cast<int64_t>(c.completion_length)});
-    // TRL's completion_ids, for the python and http reward kinds (python_reward.h).
-    if (in.back().reference.is_object()) in.back().reference["completion_ids"] = c.token_ids;
+    // TRL's completion_ids and trainer_state, for the python and http reward kinds (python_reward.h).
+    if (in.back().reference.is_object()) {
+      in.back().reference["completion_ids"] = c.token_ids;
+      in.back().reference["trainer_state"] = state;
+    }
   }
   d.scored = rewards_.score(in);
 }

@@ -91,4 +91,31 @@ TEST(PythonRewardTraining, CompletionIdsAreTheCompletionTokens) {
   fs::remove_all(dir);
 }
 
+// TRL passes trainer_state (its TrainerState): global_step is the number of optimizer steps done
+// before the batch is scored, so the step-s row of metrics.jsonl (1-based) sees s - 1.
+TEST(PythonRewardTraining, TrainerStateCarriesTheStep) {
+  const std::string src = GRPO_SOURCE_DIR;
+  const fs::path dir = fs::temp_directory_path() / ("grpo_python_reward_state_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ifstream in(src + "/configs/ci-smoke.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string cfg = ss.str();
+  const std::string rewards = "    - {name: format, weight: 0.2}\n    - {name: code, weight: 1.0}\n";
+  ASSERT_NE(cfg.find(rewards), std::string::npos);
+  cfg.replace(cfg.find(rewards), rewards.size(),
+              "    - {name: python, file: " + src + "/tests/reward/python_rewards/trl_state.py, function: step_reward}\n");
+  std::ofstream(dir / "cfg.yaml") << cfg;
+  auto r = grpo::testing::run_grpo("train " + (dir / "cfg.yaml").string() + " trainer.output_dir=" + (dir / "run").string() +
+                                   " tokenizer.path=" + (dir / "run" / "tokenizer.model").string() +
+                                   " stages.0.max_steps=10 stages.1.max_steps=3 trainer.max_steps=3");
+  ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  auto metrics = read_metrics(dir / "run" / "stage-2-grpo" / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 3u);
+  for (size_t i = 0; i < metrics.size(); ++i)
+    EXPECT_DOUBLE_EQ(metrics[i].at("rewards/step_reward/mean").get<double>(), 300.0 + static_cast<double>(i))
+        << metrics[i].dump();
+  fs::remove_all(dir);
+}
+
 }  // namespace

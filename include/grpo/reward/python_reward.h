@@ -34,9 +34,10 @@ class SandboxSession;
 /// The request one batch becomes (the worker's protocol, src/reward/python_reward_worker.py):
 /// {prompts, completions, completion_ids, columns: {name: [per row]}, trainer_state}. completion_ids
 /// come from each row's reference `completion_ids` (the trainer sets it to the completion's token
-/// ids; null unless every row has them). Columns are
-/// every key of the rows' reference objects except prompt, completion, completion_ids and
-/// completion_tokens (a row without a key gets null there).
+/// ids; null unless every row has them). trainer_state is the first row's reference
+/// `trainer_state` (the trainer sets {global_step, max_steps, epoch} on every row), else null.
+/// Columns are every key of the rows' reference objects except prompt, completion, completion_ids,
+/// completion_tokens and trainer_state (a row without a key gets null there).
 nlohmann::json python_reward_request(const std::vector<RewardInput>& batch);
 
 /// The worker's source (main.py), compiled in from src/reward/python_reward_worker.py.
