@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
 #include "grpo/kernels/ops.h"
 
 namespace grpo::model {
@@ -25,6 +27,10 @@ torch::Tensor rope_inv_freq(const ModelSpec& spec) {
 
 std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const torch::Tensor& inv_freq, const torch::Tensor& positions) {
   auto f = inv_freq.to(positions.device());
+  // The angles stay float32 under trainer.bf16's autocast, as in HF (its rotary embedding disables
+  // autocast here): a bf16 product would put position 1000's angle off by up to ~4 rad, and the
+  // grpo::rope op takes float32 tables only.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   // Same association as HF: (inv_freq[None,:,None] @ pos[:,None,:]).transpose(1, 2).
   auto freqs = torch::matmul(f.view({1, -1, 1}).expand({positions.size(0), -1, 1}),
                              positions.to(torch::kFloat32).unsqueeze(1))

@@ -30,6 +30,7 @@
 #include <map>
 #include <string>
 
+#include "grpo/model/apply_kernels.h"
 #include "grpo/model/transformer.h"
 #include "grpo/train/autocast.h"
 #include "grpo/train/token_batch.h"
@@ -210,6 +211,36 @@ TEST_P(Bf16CpuModel, ForwardAndBackwardWithinTheBf16BoundOfFloat32) {
   }
   std::printf("gradients: worst relative 2-norm error %.3g over %d parameters, bound %.3g\n", worst, checked, grad_bound);
   EXPECT_GT(checked, 10);
+}
+
+// RoPE's angles stay float32 under the bf16 scope (as HF's rotary embedding disables autocast):
+// in bf16 the angle of position p is off by up to p 2^-9 rad, a whole turn's worth of error near
+// p = 3000, which breaks bound (ii) at long positions; and kernels.fused_ops' grpo::rope takes float32
+// tables only (it threw "cos and sin must be float32" before). Plain and fused, 700 tokens.
+TEST(Bf16Cpu, RopeAnglesStayFloat32AtLongPositions) {
+  for (const bool fused : {false, true}) {
+    SCOPED_TRACE(fused ? "fused_ops" : "plain");
+    torch::manual_seed(5);
+    model::Transformer m(spec(false));
+    config::KernelsConfig k;
+    k.fused_ops = fused;
+    model::apply_kernels(*m, k);
+    m->eval();
+    std::vector<int64_t> prompt(690), comp = {7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int64_t>((i * 31 + 7) % m->spec().vocab_size);
+    std::vector<const std::vector<int64_t>*> ps = {&prompt}, cs = {&comp};
+    const auto tb = make_token_batch(ps, cs, 0, torch::kCPU);
+    torch::NoGradGuard ng;
+    const auto ref = completion_logprobs(m, tb, 1.0, false).logprobs;
+    const auto got = completion_logprobs(m, tb, 1.0, true).logprobs;
+    auto h = m->forward(tb.input_ids, tb.attention_mask).hidden;
+    const auto& e = m->lm_head ? m->lm_head->weight : m->embed_tokens->weight;
+    const double lambda = (h.norm(2, -1).max() * e.norm(2, -1).max()).item<double>();
+    const double bound = 2 * (kLayers * 6) * 3 * kU * lambda;
+    const double diff = (got - ref).masked_select(tb.completion_mask.to(torch::kBool)).abs().max().item<double>();
+    EXPECT_LT(diff, bound);
+    EXPECT_GT(diff, 1e-6) << "bf16 did not run";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(DenseAndMoe, Bf16CpuModel, ::testing::Values(false, true),
