@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Lists the functions in src/ longer than 150 lines (docs/architecture.md: functions stay under
 # ~150 lines unless that page names one and says why), using lizard from the tooling venv. lizard
-# is not pinned in scripts/requirements.txt (adding it would rebuild every venv); install it once:
-#   source scripts/lib/env.sh; "$GRPO_VENV/bin/pip" install lizard
+# is pinned in scripts/requirements.txt (scripts/setup.sh installs it).
 # Usage: scripts/check_function_length.sh [MAX_LINES]. Exit 1 when a function is longer.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
