@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "grpo/model/apply_kernels.h"
 #include "grpo/config/config.h"
 #include "grpo/reward/reward_set.h"
 #include "grpo/train/grpo_stage.h"
@@ -76,6 +77,9 @@ int main(int argc, char** argv) {
     const auto& cfg = loaded.config;
     torch::manual_seed(static_cast<uint64_t>(cfg.trainer.seed));
     auto policy = grpo::train::load_policy(cfg);
+    // As the trainer's pipeline does: kernels first, then LoRA (device_throughput.py's fused and fp8
+    // rows time what kernels.* selects, not the plain model).
+    grpo::model::apply_kernels(*policy.model, cfg.kernels);
     grpo::train::apply_config_lora(policy.model, cfg);  // lora.r > 0: adapters, base frozen, reference = base
     auto rewards = grpo::reward::RewardSet::from_config(cfg.reward);
 
