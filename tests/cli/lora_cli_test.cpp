@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/run_files.h"
 #include "common/subprocess.h"
 
 namespace {
@@ -92,6 +93,25 @@ TEST_F(LoraCli, CheckpointsHoldAdaptersAndResumeBitExact) {
   auto moved = py(kSameTensors, (ck1 / "model.safetensors").string() + " " +
                                     (full / "checkpoints" / "checkpoint-00000002" / "model.safetensors").string());
   EXPECT_NE(moved.rc, 0) << moved.out;
+}
+
+// grpo.beta > 0 with LoRA: the reference log-probs are the policy's with its adapters off. At the
+// first step (before any update) the logged KL is then exactly 0 when the adapters start at B = 0
+// (PEFT's default init: policy == base), and clearly positive when they start non-zero
+// (init_lora_weights false); a reference that kept the adapters on would give 0 in both cases.
+TEST_F(LoraCli, ReferenceIsTheBaseWithAdaptersOff) {
+  double kl[2];
+  for (int nonzero = 0; nonzero < 2; ++nonzero) {
+    const auto out = d / (nonzero ? "kl_nonzero" : "kl_zero");
+    auto r = train(out, std::string(" trainer.max_steps=1 lora.init_lora_weights=") + (nonzero ? "false" : "true"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    auto metrics = grpo::testing::read_jsonl(out / "metrics.jsonl");
+    ASSERT_EQ(metrics.size(), 1u);
+    ASSERT_TRUE(metrics[0].contains("kl")) << metrics[0].dump();
+    kl[nonzero] = metrics[0].at("kl").get<double>();
+  }
+  EXPECT_EQ(kl[0], 0.0);
+  EXPECT_GT(kl[1], 1e-6);
 }
 
 TEST_F(LoraCli, FinalIsAPeftAdapterAndMergeEqualsPeft) {
