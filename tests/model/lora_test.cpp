@@ -190,3 +190,37 @@ TEST(Lora, InitScalingTargetsAndErrorsFollowPeft) {
 
 }  // namespace
 }  // namespace grpo::model
+
+namespace grpo::model {
+namespace {
+
+// lora_dropout as PEFT applies it: lora_B(lora_A(dropout(x))) * scaling, on the adapter's INPUT,
+// in training mode only. With a one-hot x the input mask keeps or drops the whole input, so every
+// training-mode delta is either 0 or the eval delta / (1 - p) (inverted dropout), and both occur;
+// a dropout on A's or B's output would zero components independently and fail this.
+TEST(Lora, DropoutOnTheInputInTrainingModeOnly) {
+  torch::manual_seed(3);
+  const double p = 0.5;
+  LoraAdapter a(6, 5, 3, 2.0, p, config::LoraInit::RANDOM, torch::kFloat64, torch::kCPU);
+  auto x = torch::zeros({1, 6}, torch::kFloat64);
+  x[0][2] = 1.0;
+  a->eval();
+  const auto full = a->delta(x);
+  ASSERT_GT(full.abs().min().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(a->delta(x), full)) << "eval mode must not drop";
+  a->train();
+  int kept = 0, dropped = 0;
+  for (int i = 0; i < 200; ++i) {
+    const auto d = a->delta(x);
+    if (torch::equal(d, torch::zeros_like(d))) ++dropped;
+    else {
+      EXPECT_LT((d - full / (1 - p)).abs().max().item<double>(), 1e-12) << "sample " << i;
+      ++kept;
+    }
+  }
+  EXPECT_GT(kept, 50);
+  EXPECT_GT(dropped, 50);
+}
+
+}  // namespace
+}  // namespace grpo::model
