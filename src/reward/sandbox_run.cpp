@@ -364,27 +364,6 @@ bool launch_init(RunHost& host, const SandboxIsolation& iso, Plan& p, RunPipes& 
   return start_init(iso, host.init_exe, pipes, x, init, report);
 }
 
-// Blocks SIGPIPE in this thread while we write to pipes whose reader may be gone, and swallows
-// the pending one afterwards: a library must not change the process's signal dispositions.
-struct SigpipeGuard {
-  sigset_t old{};
-  SigpipeGuard() {
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &s, &old);
-  }
-  ~SigpipeGuard() {
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    timespec zero{0, 0};
-    while (sigtimedwait(&s, nullptr, &zero) > 0) {
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  }
-};
-
 // Stages that never started because the host stopped the run share the stopping stage's fate.
 void mark_skipped_after_stop(std::vector<StageReport>& stages) {
   for (size_t i = 0; i < stages.size(); ++i) {
@@ -439,6 +418,23 @@ std::string start_live_run(RunHost& host, const config::SandboxConfig& cfg, cons
     return report.error.empty() ? std::string("could not start the sandbox") : report.error;
   }
   return "";
+}
+
+SigpipeGuard::SigpipeGuard() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &s, &old_);
+}
+
+SigpipeGuard::~SigpipeGuard() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGPIPE);
+  timespec zero{0, 0};
+  while (sigtimedwait(&s, nullptr, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
 }
 
 }  // namespace grpo::reward::sandbox_detail

@@ -9,6 +9,7 @@
 //                                    host-side limits (the wall-clock backstop, output flooding).
 // run_stages() runs the three in that order and returns what was observed; Sandbox (sandbox.cpp)
 // turns it into SandboxResults.
+#include <signal.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -160,6 +161,18 @@ struct LiveRun {
   RunPipes pipes;
   std::shared_ptr<Plan> plan;
   std::unique_ptr<InitProcess> init;  // destroyed: the run is killed and reaped in the background
+};
+
+/// Blocks SIGPIPE in this thread while we write to pipes whose reader may be gone, and swallows
+/// the pending one afterwards: a library must not change the process's signal dispositions.
+struct SigpipeGuard {
+  SigpipeGuard();
+  ~SigpipeGuard();
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t old_{};
 };
 
 /// Starts `spec` (its stdin_data is ignored: the stdin pipe is always made) in a fresh sandbox

@@ -27,27 +27,6 @@ constexpr size_t kStderrTail = 4096;
 constexpr int64_t kFloodBytes = 64LL << 20;  // stderr per request before the program is stopped
 constexpr double kLifetimeS = 1e6;           // init's own wall limit: the host limits each request
 
-// Blocks SIGPIPE in this thread while writing to a stdin whose reader may be gone (as
-// run_stages does), and swallows the pending one afterwards.
-struct SigpipeBlock {
-  sigset_t old{};
-  SigpipeBlock() {
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &s, &old);
-  }
-  ~SigpipeBlock() {
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    timespec zero{0, 0};
-    while (sigtimedwait(&s, nullptr, &zero) > 0) {
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  }
-};
-
 std::string describe_end(const Record& r) {
   if (r.kind == REC_SETUP_ERROR) return str("the sandbox setup failed at ", step_name(r.step), ": ", std::strerror(r.err));
   if (r.kind == REC_CHILD_ERROR)
@@ -157,7 +136,7 @@ SessionReply SandboxSession::request(const std::string& request, double timeout_
     rep.error = s.ended;
     return rep;
   }
-  SigpipeBlock sigpipe;
+  sandbox_detail::SigpipeGuard sigpipe;
   RunPipes::Stage& io = s.run.pipes.stages[0];
   const std::string data = request + "\n";
   size_t written = 0;
