@@ -18,38 +18,49 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<nlohmann::json> read_metrics(const fs::path& file) {
+// configs/ci-smoke.yaml with its reward section replaced by `rewards` (YAML list lines), trained
+// into dir/run with `extra` overrides; returns the GRPO stage's metrics.jsonl rows.
+std::vector<nlohmann::json> train_ci_smoke_with(const fs::path& dir, const std::string& rewards,
+                                                const std::string& extra) {
+  std::ifstream in(std::string(GRPO_SOURCE_DIR) + "/configs/ci-smoke.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string cfg = ss.str();
+  const std::string shipped = "    - {name: format, weight: 0.2}\n    - {name: code, weight: 1.0}\n";
+  EXPECT_NE(cfg.find(shipped), std::string::npos) << "configs/ci-smoke.yaml's reward section changed";
+  if (cfg.find(shipped) == std::string::npos) return {};
+  cfg.replace(cfg.find(shipped), shipped.size(), rewards);
+  fs::create_directories(dir);
+  std::ofstream(dir / "cfg.yaml") << cfg;
+  const fs::path run = dir / "run";
+  fs::remove_all(run);
+  auto r = grpo::testing::run_grpo("train " + (dir / "cfg.yaml").string() + " trainer.output_dir=" + run.string() +
+                                   " tokenizer.path=" + (run / "tokenizer.model").string() + " " + extra);
+  EXPECT_EQ(r.rc, 0) << r.err << r.out;
   std::vector<nlohmann::json> out;
-  std::ifstream in(file);
+  std::ifstream m(run / "stage-2-grpo" / "metrics.jsonl");
   std::string line;
-  while (std::getline(in, line))
+  while (std::getline(m, line))
     if (!line.empty()) out.push_back(nlohmann::json::parse(line));
   return out;
 }
 
+std::string python_reward(const std::string& file, const std::string& function) {
+  return "    - {name: python, weight: 1.0, file: " + std::string(GRPO_SOURCE_DIR) + "/tests/reward/python_rewards/" + file +
+         ", function: " + function + "}\n";
+}
+
+fs::path scratch(const std::string& name) {
+  return fs::temp_directory_path() / ("grpo_python_reward_" + name + "_" + std::to_string(getpid()));
+}
+
 TEST(PythonRewardTraining, SameRewardCurveAsTheBuiltInItReimplements) {
-  const std::string src = GRPO_SOURCE_DIR;
-  std::ifstream in(src + "/configs/ci-smoke.yaml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string base = ss.str();
-  const std::string rewards = "    - {name: format, weight: 0.2}\n    - {name: code, weight: 1.0}\n";
-  ASSERT_NE(base.find(rewards), std::string::npos) << "configs/ci-smoke.yaml's reward section changed";
-  const fs::path dir = fs::temp_directory_path() / ("grpo_python_reward_train_" + std::to_string(getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = scratch("train");
   std::vector<std::vector<double>> curves;
-  for (const std::string fn : {std::string("    - {name: format, weight: 1.0}\n"),
-                               "    - {name: python, weight: 1.0, file: " + src +
-                                   "/tests/reward/python_rewards/format_equivalent.py, function: format_strict}\n"}) {
-    std::string cfg = base;
-    cfg.replace(cfg.find(rewards), rewards.size(), fn);
-    const fs::path run = dir / std::to_string(curves.size());
-    std::ofstream(dir / "cfg.yaml") << cfg;
-    auto r = grpo::testing::run_grpo("train " + (dir / "cfg.yaml").string() + " trainer.output_dir=" + run.string() +
-                                     " tokenizer.path=" + (run / "tokenizer.model").string() + " stages.1.max_steps=10 trainer.max_steps=10");
-    ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  for (const std::string& fn : {std::string("    - {name: format, weight: 1.0}\n"),
+                                python_reward("format_equivalent.py", "format_strict")}) {
+    auto metrics = train_ci_smoke_with(dir, fn, "stages.1.max_steps=10 trainer.max_steps=10");
     std::vector<double> curve;
-    auto metrics = read_metrics(run / "stage-2-grpo" / "metrics.jsonl");
     for (const auto& m : metrics) curve.push_back(m.at("reward").get<double>());
     ASSERT_EQ(curve.size(), 10u);
     // Each function is logged under its name: the kind for a built-in, the function for python.
@@ -67,23 +78,11 @@ TEST(PythonRewardTraining, SameRewardCurveAsTheBuiltInItReimplements) {
 // TRL's "reward longer completions" example reads completion_ids: in training they are the
 // completion's token ids, so its mean is the logged mean completion length in tokens.
 TEST(PythonRewardTraining, CompletionIdsAreTheCompletionTokens) {
-  const std::string src = GRPO_SOURCE_DIR;
-  const fs::path dir = fs::temp_directory_path() / ("grpo_python_reward_ids_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  std::ifstream in(src + "/configs/ci-smoke.yaml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string cfg = ss.str();
-  const std::string rewards = "    - {name: format, weight: 0.2}\n    - {name: code, weight: 1.0}\n";
-  ASSERT_NE(cfg.find(rewards), std::string::npos);
-  cfg.replace(cfg.find(rewards), rewards.size(),
-              "    - {name: python, file: " + src + "/tests/reward/python_rewards/trl_length.py, function: reward_func}\n");
-  std::ofstream(dir / "cfg.yaml") << cfg;
-  auto r = grpo::testing::run_grpo("train " + (dir / "cfg.yaml").string() + " trainer.output_dir=" + (dir / "run").string() +
-                                   " tokenizer.path=" + (dir / "run" / "tokenizer.model").string() +
-                                   " stages.0.max_steps=10 stages.1.max_steps=2 trainer.max_steps=2");
-  ASSERT_EQ(r.rc, 0) << r.err << r.out;
-  for (const auto& m : read_metrics(dir / "run" / "stage-2-grpo" / "metrics.jsonl")) {
+  const fs::path dir = scratch("ids");
+  auto metrics = train_ci_smoke_with(dir, python_reward("trl_length.py", "reward_func"),
+                                     "stages.0.max_steps=10 stages.1.max_steps=2 trainer.max_steps=2");
+  ASSERT_EQ(metrics.size(), 2u);
+  for (const auto& m : metrics) {
     EXPECT_GT(m.at("completions/length/mean").get<double>(), 0.0);
     EXPECT_NEAR(m.at("rewards/reward_func/mean").get<double>(), m.at("completions/length/mean").get<double>(), 1e-4)
         << m.dump();
@@ -94,23 +93,9 @@ TEST(PythonRewardTraining, CompletionIdsAreTheCompletionTokens) {
 // TRL passes trainer_state (its TrainerState): global_step is the number of optimizer steps done
 // before the batch is scored, so the step-s row of metrics.jsonl (1-based) sees s - 1.
 TEST(PythonRewardTraining, TrainerStateCarriesTheStep) {
-  const std::string src = GRPO_SOURCE_DIR;
-  const fs::path dir = fs::temp_directory_path() / ("grpo_python_reward_state_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  std::ifstream in(src + "/configs/ci-smoke.yaml");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string cfg = ss.str();
-  const std::string rewards = "    - {name: format, weight: 0.2}\n    - {name: code, weight: 1.0}\n";
-  ASSERT_NE(cfg.find(rewards), std::string::npos);
-  cfg.replace(cfg.find(rewards), rewards.size(),
-              "    - {name: python, file: " + src + "/tests/reward/python_rewards/trl_state.py, function: step_reward}\n");
-  std::ofstream(dir / "cfg.yaml") << cfg;
-  auto r = grpo::testing::run_grpo("train " + (dir / "cfg.yaml").string() + " trainer.output_dir=" + (dir / "run").string() +
-                                   " tokenizer.path=" + (dir / "run" / "tokenizer.model").string() +
-                                   " stages.0.max_steps=10 stages.1.max_steps=3 trainer.max_steps=3");
-  ASSERT_EQ(r.rc, 0) << r.err << r.out;
-  auto metrics = read_metrics(dir / "run" / "stage-2-grpo" / "metrics.jsonl");
+  const fs::path dir = scratch("state");
+  auto metrics = train_ci_smoke_with(dir, python_reward("trl_state.py", "step_reward"),
+                                     "stages.0.max_steps=10 stages.1.max_steps=3 trainer.max_steps=3");
   ASSERT_EQ(metrics.size(), 3u);
   for (size_t i = 0; i < metrics.size(); ++i)
     EXPECT_DOUBLE_EQ(metrics[i].at("rewards/step_reward/mean").get<double>(), 300.0 + static_cast<double>(i))
