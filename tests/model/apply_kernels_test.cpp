@@ -2,7 +2,6 @@
 // grpo:: dispatcher ops (counted by a RecordFunction callback on every dispatcher call, not by a
 // flag the code sets), must leave them unused when off, and must not change what the model
 // computes (float64 on CPU: outputs and gradients within 1e-10 relative of the plain model).
-#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -10,44 +9,13 @@
 
 #include "grpo/model/apply_kernels.h"
 #include "grpo/model/transformer.h"
+#include "op_counter.h"
 #include "test_support.h"
 
 namespace grpo::model {
 namespace {
 
-// Counts every dispatcher call by operator name while alive (thread-local callbacks travel with
-// the autograd engine's thread-local state, so backward ops are counted too).
-class OpCounter {
- public:
-  OpCounter() {
-    handle_ = at::addThreadLocalCallback(
-        at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-          ++counts()[fn.name()];
-          return nullptr;
-        })
-            .needsInputs(false)
-            .scopes({at::RecordScope::FUNCTION}));
-    counts().clear();
-  }
-  ~OpCounter() { at::removeCallback(handle_); }
-  static std::map<std::string, int>& counts() {
-    thread_local std::map<std::string, int> c;
-    return c;
-  }
-  int grpo_total() const {
-    int n = 0;
-    for (const auto& [name, c] : counts())
-      if (name.rfind("grpo::", 0) == 0) n += c;
-    return n;
-  }
-  int operator[](const std::string& name) const {
-    auto it = counts().find(name);
-    return it == counts().end() ? 0 : it->second;
-  }
-
- private:
-  at::CallbackHandle handle_;
-};
+using testing::OpCounter;
 
 constexpr int kLayers = 2;
 
@@ -102,7 +70,7 @@ TEST(ApplyKernels, FusedOpsDispatchToGrpoOpsAndMatchPlainInFloat64) {
   {
     OpCounter c;
     ref = run(plain);
-    EXPECT_EQ(c.grpo_total(), 0) << "fused_ops off must not call any grpo:: op";
+    EXPECT_EQ(c.with_prefix("grpo::"), 0) << "fused_ops off must not call any grpo:: op";
     EXPECT_GT(c["aten::mul"], 0) << "the counter itself must see dispatcher calls";
   }
   {
@@ -135,7 +103,7 @@ TEST(ApplyKernels, SwitchingBackToPlainStopsTheGrpoCalls) {
   apply_kernels(*m, off);
   OpCounter c;
   run(m);
-  EXPECT_EQ(c.grpo_total(), 0);
+  EXPECT_EQ(c.with_prefix("grpo::"), 0);
 }
 
 TEST(ApplyKernels, Fp8IsRefusedNotIgnored) {

@@ -2,7 +2,7 @@
 // Counts dispatcher calls by operator name while alive, through a thread-local RecordFunction
 // callback (thread-local callbacks travel with the autograd engine's thread-local state, so the
 // ops of backward are counted too). What ran, seen from the dispatcher, not from a flag the code
-// under test sets itself. (Same as the counter in apply_kernels_test.cpp.)
+// under test sets itself.
 #include <ATen/record_function.h>
 
 #include <map>
