@@ -1,14 +1,17 @@
 #pragma once
 // Runs a shell command line for tests (the grpo binary, the venv python) and captures its exit
 // code, stdout and stderr. Test-only helper: include as "common/subprocess.h".
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 
 namespace grpo::testing {
 
@@ -40,5 +43,23 @@ inline CmdResult run_cmd(const std::string& cmdline) {
 
 /// Runs the grpo executable under test with the given arguments.
 inline CmdResult run_grpo(const std::string& args) { return run_cmd(std::string(GRPO_BIN) + " " + args); }
+
+/// Starts `grpo ARGS` (output discarded), SIGKILLs it once `file` exists or after `timeout`, and
+/// returns its waitpid status (WIFSIGNALED: it was still running when killed).
+inline int run_grpo_until(const std::string& args, const std::filesystem::path& file, std::chrono::seconds timeout) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string cmd = "exec " + std::string(GRPO_BIN) + " " + args + " >/dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!std::filesystem::exists(file) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
 
 }  // namespace grpo::testing

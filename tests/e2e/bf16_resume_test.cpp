@@ -42,18 +42,7 @@ TEST(Bf16CpuResume, ResumeAfterSigkillIsExact) {
   };
   ASSERT_EQ(grpo::testing::run_grpo(args(full)).rc, 0);
   const std::string cut_args = args(cut);
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string cmd = std::string(GRPO_BIN) + " " + cut_args + " >/dev/null 2>&1";
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!sfs::exists(cut / "checkpoints" / "checkpoint-00000002" / "COMPLETE") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int status = grpo::testing::run_grpo_until(cut_args, cut / "checkpoints" / "checkpoint-00000002" / "COMPLETE", std::chrono::seconds(120));
   ASSERT_TRUE(sfs::exists(cut / "checkpoints" / "checkpoint-00000002")) << "no checkpoint before the deadline";
   ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before the kill: the test would prove nothing";
   ASSERT_FALSE(sfs::exists(cut / "stage.json"));
