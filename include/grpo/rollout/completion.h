@@ -29,6 +29,14 @@ struct Completion {
   FinishReason finish_reason = FinishReason::LENGTH;
   int prompt_length = 0;           // tokens
   int completion_length = 0;       // tokens == token_ids.size()
+  // Tool calls (rollout.tools, docs/rollout.md). token_ids holds the whole transcript: the tokens the
+  // policy sampled and the tokens of the tool results injected after each call (prefilled into the
+  // KV cache, never sampled); text is the decoded transcript, tool output included.
+  std::vector<uint8_t> tool_mask;  // same length as token_ids: 1 = injected by a tool (its logprob is
+                                   // 0 and must not be used: not the policy's action), 0 = sampled
+  int tool_calls = 0;              // calls run (each injected one result)
+  int tool_errors = 0;             // of which failed (non-zero exit, memory, output flood, signal, sandbox)
+  int tool_timeouts = 0;           // of which hit the time limit
 };
 
 }  // namespace grpo::rollout
