@@ -92,6 +92,12 @@ std::string subtraction_trace(int64_t a, int64_t b) {
   return std::to_string(b) + "-" + std::to_string(a) + "=" + std::to_string(b - a) + ", so the result is negative.";
 }
 
+// One python tool call and its result, as the rollout engine injects it with rollout.tools'
+// default call syntax and wrapper (output_prefix "\n<output>\n", output_suffix "\n</output>\n").
+std::string tool_call_trace(const std::string& expr, int64_t result) {
+  return "```python\nprint(" + expr + ")\n```\n<output>\n" + std::to_string(result) + "\n</output>\n";
+}
+
 std::string r1_solution(const std::string& think, const std::string& answer) {
   return "<think>" + think + "</think>\n<answer>" + answer + "</answer>";
 }
@@ -171,7 +177,10 @@ std::vector<nlohmann::json> make_arithmetic(const config::ArithmeticTaskConfig& 
   for (const auto& op : cfg.operations)
     GRPO_REQUIRE(op == "+" || op == "-" || op == "*", "task.arithmetic.operations: unknown operation '", op,
                  "', expected +, - or *");
+  GRPO_REQUIRE(cfg.tool_fraction == 0.0 || cfg.answer_format == config::ArithmeticAnswer::NUMBER,
+               "task.arithmetic.tool_fraction needs answer_format: number");
   std::mt19937_64 rng(seed);
+  std::mt19937_64 tool_rng(seed ^ 0x7001ca11ULL);  // its own stream: the problems do not depend on tool_fraction
   std::vector<nlohmann::json> out;
   out.reserve(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
@@ -201,6 +210,8 @@ std::vector<nlohmann::json> make_arithmetic(const config::ArithmeticTaskConfig& 
                      {"solution", r1_solution(trace, "\n```python\nprint(" + expr + ")\n```\n")}});
       continue;
     }
+    if (cfg.tool_fraction > 0 && static_cast<double>(tool_rng() >> 11) * 0x1.0p-53 < cfg.tool_fraction)
+      trace = tool_call_trace(expr, result);
     std::string question = "What is " + expr + "?";
     out.push_back({{"prompt", question + kR1Instruction},
                    {"question", question},
@@ -384,8 +395,12 @@ void write_task_splits(const config::TaskConfig& task, const std::string& train_
     write_rows(train_rows, eval_rows, train_path, eval_path);
     return;
   }
-  std::function<std::vector<nlohmann::json>(int64_t, uint64_t)> gen;
+  std::function<std::vector<nlohmann::json>(int64_t, uint64_t)> gen, eval_gen;
   switch (task.name) {
+    case config::TaskName::WORD_PROBLEMS:  // held-out rows come from templates training never sees
+      gen = [&](int64_t n, uint64_t s) { return make_word_problems(task.word_problems, n, s, false); };
+      eval_gen = [&](int64_t n, uint64_t s) { return make_word_problems(task.word_problems, n, s, true); };
+      break;
     case config::TaskName::ARITHMETIC:
       gen = [&](int64_t n, uint64_t s) { return make_arithmetic(task.arithmetic, n, s); };
       break;
@@ -393,7 +408,7 @@ void write_task_splits(const config::TaskConfig& task, const std::string& train_
       gen = [&](int64_t n, uint64_t s) { return make_countdown(task.countdown, n, s); };
       break;
     case config::TaskName::NONE:
-      throw InputError("task.name is none: set task.name (arithmetic, countdown, gsm8k, humaneval) or give data files");
+      throw InputError("task.name is none: set task.name (arithmetic, countdown, word_problems, gsm8k, humaneval) or give data files");
     default:
       throw InputError(str("task.name '", config::enum_name(task.name), "' has no generator"));
   }
@@ -401,7 +416,7 @@ void write_task_splits(const config::TaskConfig& task, const std::string& train_
   std::set<std::string> eval_prompts;
   std::vector<nlohmann::json> eval_rows, train_rows;
   uint64_t seed = static_cast<uint64_t>(task.seed);
-  for (auto& r : gen(task.num_eval * 2 + 16, seed ^ 0x5eed5eedULL)) {
+  for (auto& r : (eval_gen ? eval_gen : gen)(task.num_eval * 2 + 16, seed ^ 0x5eed5eedULL)) {
     if (static_cast<int>(eval_rows.size()) >= task.num_eval) break;
     if (eval_prompts.insert(r["prompt"].get<std::string>()).second) eval_rows.push_back(std::move(r));
   }

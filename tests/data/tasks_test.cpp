@@ -158,5 +158,51 @@ TEST(Tasks, SplitsAreDisjointAndWritten) {
   EXPECT_THROW(write_task_splits(t, "a", "b"), InputError);
 }
 
+// word_problems: held-out rows only from held-out templates, training rows never; each answer is
+// the value (Python Fractions) of the last equation of its worked solution, whose operands occur
+// in the question; every number stays within max_number.
+TEST(WordProblems, HeldOutTemplatesAndAnswers) {
+  config::TaskConfig t;
+  t.name = config::TaskName::WORD_PROBLEMS;
+  t.num_train = 1000;
+  t.num_eval = 300;
+  t.word_problems.max_number = 20;
+  auto dir = std::filesystem::temp_directory_path() / ("grpo_tasks_wp_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  write_task_splits(t, (dir / "train.jsonl").string(), (dir / "eval.jsonl").string());
+  std::set<int> train_templates, eval_templates;
+  std::vector<std::string> exprs, answers;
+  for (const char* split : {"train.jsonl", "eval.jsonl"}) {
+    std::ifstream f(dir / split);
+    for (std::string line; std::getline(f, line);) {
+      auto r = nlohmann::json::parse(line);
+      int tpl = std::stoi(r["group"].get<std::string>().substr(std::string("word_problems/").size()));
+      (std::string(split) == "eval.jsonl" ? eval_templates : train_templates).insert(tpl);
+      std::string sol = r["solution"], q = r["question"];
+      std::string think = sol.substr(7, sol.find("</think>") - 7);  // "<think>" ... "</think>"
+      size_t last = think.rfind(". ", think.size() - 2);
+      std::string eq = last == std::string::npos ? think : think.substr(last + 2);
+      std::string lhs = eq.substr(0, eq.find(" = "));
+      for (int64_t v : numbers_in(lhs)) {
+        EXPECT_LE(v, 20) << line;
+        if (eq == think) EXPECT_NE(q.find(std::to_string(v)), std::string::npos) << "operand " << v << " not in: " << q;
+      }
+      EXPECT_LE(std::stoll(r["answer"].get<std::string>()), 20) << line;
+      for (size_t p; (p = lhs.find(" x ")) != std::string::npos;) lhs.replace(p, 3, " * ");
+      exprs.push_back(lhs);
+      answers.push_back(r["answer"].get<std::string>() + "/1");
+    }
+  }
+  EXPECT_EQ(python_eval(exprs), answers);
+  for (int tpl : eval_templates) EXPECT_EQ(tpl % 3, 2) << "template " << tpl << " in the held-out split";
+  for (int tpl : train_templates) EXPECT_NE(tpl % 3, 2) << "held-out template " << tpl << " in training";
+  EXPECT_EQ(eval_templates.size(), 12u);
+  EXPECT_EQ(train_templates.size(), 24u);
+  std::filesystem::remove_all(dir);
+  config::WordProblemsTaskConfig bad;
+  bad.max_number = 3;
+  EXPECT_THROW(make_word_problems(bad, 1, 0, false), InputError);
+}
+
 }  // namespace
 }  // namespace grpo::data

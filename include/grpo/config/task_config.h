@@ -8,13 +8,14 @@
 
 namespace grpo::config {
 
-enum class TaskName { NONE, ARITHMETIC, COUNTDOWN, GSM8K, HUMANEVAL };
+enum class TaskName { NONE, ARITHMETIC, COUNTDOWN, GSM8K, HUMANEVAL, WORD_PROBLEMS };
 template <> struct EnumNames<TaskName> {
   static constexpr std::pair<TaskName, std::string_view> items[] = {{TaskName::NONE, "none"},
                                                                     {TaskName::ARITHMETIC, "arithmetic"},
                                                                     {TaskName::COUNTDOWN, "countdown"},
                                                                     {TaskName::GSM8K, "gsm8k"},
-                                                                    {TaskName::HUMANEVAL, "humaneval"}};
+                                                                    {TaskName::HUMANEVAL, "humaneval"},
+                                                                    {TaskName::WORD_PROBLEMS, "word_problems"}};
 };
 
 enum class ArithmeticAnswer { NUMBER, PYTHON };
@@ -28,11 +29,13 @@ struct ArithmeticTaskConfig {
   int max_digits = 2;
   std::vector<std::string> operations = {"+"};
   ArithmeticAnswer answer_format = ArithmeticAnswer::NUMBER;
+  double tool_fraction = 0.0;  // share of `solution`s that compute with the python tool (rollout.tools)
   template <class V> void visit(V& v) {
     v("min_digits", min_digits, "Fewest digits of an operand.", between(1, 9));
     v("max_digits", max_digits, "Most digits of an operand.", between(1, 9));
     v("operations", operations, "Operations drawn uniformly: any of +, -, *.");
     v("answer_format", answer_format, "number: the answer is the value (math_answer reward); python: the answer is a ```python program printing it, with a stdin/stdout test in the row's `tests` field (code reward, run in the sandbox).");
+    v("tool_fraction", tool_fraction, "answer_format number: this share of the rows' `solution`s (the SFT cold start) compute the value with one python tool call inside <think> (```python print(a op b) ``` and its result as rollout.tools injects it with the default wrapper: \\n<output>\\nvalue\\n</output>\\n) instead of the column trace; 0 = none. The problems themselves do not change.", between(0, 1));
   }
 };
 
@@ -51,6 +54,13 @@ struct CountdownTaskConfig {
   }
 };
 
+struct WordProblemsTaskConfig {
+  int max_number = 20;  // every number in a problem, its intermediate results and its answer
+  template <class V> void visit(V& v) {
+    v("max_number", max_number, "Largest number in a problem, in any intermediate result and in the answer (products use factors up to 10).", between(4, 1000000));
+  }
+};
+
 struct TaskConfig {
   TaskName name = TaskName::NONE;
   int num_train = 2000;
@@ -60,6 +70,7 @@ struct TaskConfig {
   std::string source;  // gsm8k / humaneval: the converted JSONL from set-up (scripts/fetch_assets.sh)
   ArithmeticTaskConfig arithmetic;
   CountdownTaskConfig countdown;
+  WordProblemsTaskConfig word_problems;
   template <class V> void visit(V& v) {
     v("name", name, "Built-in task whose data `grpo data` (and `grpo train` when data files are missing) writes to data.train_file / data.eval_file; none = bring your own files.");
     v("num_train", num_train, "Training examples.", at_least(1));
@@ -69,6 +80,7 @@ struct TaskConfig {
     v("source", source, "gsm8k / humaneval: JSONL converted at set-up time; empty = the default under ~/.cache/grpo/data.");
     v("arithmetic", arithmetic, "Parameters of the arithmetic task.");
     v("countdown", countdown, "Parameters of the countdown task.");
+    v("word_problems", word_problems, "Parameters of the word_problems task (36 English templates; every third one only in the held-out split).");
   }
 };
 

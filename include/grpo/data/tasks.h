@@ -34,6 +34,17 @@ std::vector<nlohmann::json> make_countdown(const config::CountdownTaskConfig& cf
 /// orders: fine for up to 6 numbers.
 std::optional<std::string> solve_countdown(const std::vector<int64_t>& nums, int64_t target);
 
+/// `n` one- and two-step arithmetic word problems in English ("Tom has 7 apples. He buys 5
+/// more. ...") from 36 templates (sums, differences, a + b + c, a - b + c, a x b), names and
+/// objects as slots, all numbers and results in [0, cfg.max_number]. heldout = true draws only from
+/// the held-out templates (word_problem_template_heldout), false only from the others. Rows carry
+/// `group` = the template. Deterministic in (cfg, n, seed, heldout). Throws grpo::InputError for
+/// max_number < 4.
+std::vector<nlohmann::json> make_word_problems(const config::WordProblemsTaskConfig& cfg, int64_t n, uint64_t seed,
+                                               bool heldout);
+/// Whether template `template_index` of the word_problems task belongs to the held-out split (every third).
+bool word_problem_template_heldout(int template_index);
+
 /// Text put before a HumanEval prompt's code: asks for the whole function in a ```python block.
 extern const char* const kCodeInstruction;
 
