@@ -90,6 +90,14 @@ LossResult compute_loss(const LossInputs& in, const LossOptions& opt, const Loss
   auto adv = in.advantages.to(dt);
   if (adv.dim() == 1) adv = adv.unsqueeze(1);
   auto per_token = -torch::min(coef_1 * adv, coef_2 * adv);
+  if (in.rollout_is_weights.defined()) {
+    // Off-policy correction pi_old / pi_behaviour (rollout_correction.h), on the policy term only,
+    // as TRL: per_token_loss * importance_sampling_ratio before the KL is added. [B, T] or [B, 1].
+    const auto& iw = in.rollout_is_weights;
+    GRPO_REQUIRE(iw.dim() == 2 && iw.size(0) == B && (iw.size(1) == 1 || iw.size(1) == logp.size(1)),
+                 "loss: rollout_is_weights must be [B, T] or [B, 1], got ", iw.sizes());
+    per_token = per_token * torch::where(sel, iw.to(logp.device(), dt).detach().expand_as(logp), zeros);
+  }
 
   torch::Tensor kl;
   if (use_kl) {

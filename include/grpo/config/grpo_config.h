@@ -22,6 +22,22 @@ template <> struct EnumNames<ImportanceSamplingLevel> {
       {ImportanceSamplingLevel::TOKEN, "token"}, {ImportanceSamplingLevel::SEQUENCE, "sequence"}};
 };
 
+// Off-policy correction between the behaviour policy (the weights that sampled a completion) and
+// the old policy (the weights the update starts from): TRL's vllm_importance_sampling_* as
+// none | tis (*_truncate) | mis (*_mask); docs/training.md compares them with verl's rollout_corr.
+enum class RolloutCorrection { NONE, TIS, MIS };
+template <> struct EnumNames<RolloutCorrection> {
+  static constexpr std::pair<RolloutCorrection, std::string_view> items[] = {
+      {RolloutCorrection::NONE, "none"}, {RolloutCorrection::TIS, "tis"}, {RolloutCorrection::MIS, "mis"}};
+};
+
+// Rollout of the next step overlapped with the update of this one (train/async_rollout.h).
+enum class AsyncRolloutMode { OFF, ON };
+template <> struct EnumNames<AsyncRolloutMode> {
+  static constexpr std::pair<AsyncRolloutMode, std::string_view> items[] = {{AsyncRolloutMode::OFF, "off"},
+                                                                             {AsyncRolloutMode::ON, "on"}};
+};
+
 struct GrpoConfig {
   int num_generations = 8;                 // G
   double beta = 0.0;                       // KL coefficient; 0 loads no reference model
@@ -38,6 +54,12 @@ struct GrpoConfig {
   int ref_model_sync_steps = 0;            // 0 = never re-sync the reference
   bool dynamic_sampling = false;           // DAPO: drop zero-variance groups and draw more
   int max_resample_rounds = 3;
+  RolloutCorrection rollout_correction = RolloutCorrection::MIS;  // TRL's default mode: sequence_mask
+  ImportanceSamplingLevel rollout_correction_level = ImportanceSamplingLevel::SEQUENCE;
+  double rollout_correction_clip_max = 3.0;                // TRL's vllm_importance_sampling_clip_max
+  std::optional<double> rollout_correction_clip_min;       // TRL's vllm_importance_sampling_clip_min
+  AsyncRolloutMode async_rollout = AsyncRolloutMode::OFF;  // on: a rollout thread samples ahead on weight snapshots
+  int max_staleness = 1;                                   // async: most optimizer steps a sampling policy may lag
 
   template <class V> void visit(V& v) {
     v("num_generations", num_generations, "Completions sampled per prompt (G). A group needs at least 2 to have a baseline.", at_least(2));
@@ -55,6 +77,12 @@ struct GrpoConfig {
     v("ref_model_sync_steps", ref_model_sync_steps, "Copy the policy into the reference model every N steps; 0 = never.", at_least(0));
     v("dynamic_sampling", dynamic_sampling, "DAPO dynamic sampling: drop groups whose rewards are all equal and draw more prompts.");
     v("max_resample_rounds", max_resample_rounds, "Cap on extra draws per step with dynamic_sampling.", at_least(0));
+    v("rollout_correction", rollout_correction, "Off-policy correction of completions sampled by an older policy version than the one the update starts from (async rollout, rollout ranks): the policy loss of each token is multiplied by w = pi_old / pi_behaviour, tis truncated to [clip_min, clip_max], mis set to 0 outside it (TRL's vllm_importance_sampling_mode *_truncate / *_mask). Completions of the current version get w = 1 exactly. none = off.");
+    v("rollout_correction_level", rollout_correction_level, "token: one ratio per token; sequence: the product over the completion's tokens, one per completion (TRL's token_* / sequence_* modes).");
+    v("rollout_correction_clip_max", rollout_correction_clip_max, "Upper bound of the correction ratio (TRL's vllm_importance_sampling_clip_max).", greater_than(0));
+    v("async_rollout", async_rollout, "on: the rollout (and scoring) of the next steps runs in a second thread on a snapshot of the weights, overlapped with the update of this step (docs/training.md, Asynchronous rollout). One process, num_iterations 1.");
+    v("max_staleness", max_staleness, "async_rollout: the most optimizer steps between the weights that sampled a generation and the weights that train on it (1 = one-step-off). Checkpoint steps drain the pipeline (staleness 0) so that resume is exact.", at_least(1));
+    v("rollout_correction_clip_min", rollout_correction_clip_min, "Lower bound of the correction ratio; null = none (TRL's vllm_importance_sampling_clip_min).", at_least(0));
   }
 };
 

@@ -4,7 +4,7 @@
 //   log_ratio  = logp - logp_old                          (per token, [B, T])
 //   token:     w = log_ratio;  sequence (GSPO, arXiv:2507.18071): w = sum_t(log_ratio*m) / max(1, sum_t m), [B, 1]
 //   rho        = exp(clamp(w, -20, 20))                   (clamp as torchtitan does, so exp never overflows)
-//   L_pg       = -min(rho * A, clip(rho, 1 - epsilon, 1 + epsilon_high) * A)
+//   L_pg       = -min(rho * A, clip(rho, 1 - epsilon, 1 + epsilon_high) * A)   [* w: rollout_is_weights]
 //   L          = L_pg + beta * (exp(ref - logp) - (ref - logp) - 1)   (k3 KL estimator, Schulman 2020)
 //   loss       = aggregate(L * m) - entropy_coef * sum(H * m) / num_tokens
 // with the aggregation of loss_type:
@@ -63,6 +63,8 @@ struct LossInputs {
   torch::Tensor advantages;      // [B] (or [B, T]) float
   torch::Tensor completion_mask; // [B, T] float or bool: 1 for completion tokens, EOS included
   torch::Tensor entropies;       // [B, T] or undefined; required when entropy_coef != 0
+  torch::Tensor rollout_is_weights;  // [B, T] or [B, 1] or undefined: off-policy correction w (rollout_correction.h),
+                                     // multiplies the policy term (not the KL), no gradient; 0 = token left out
 };
 
 /// Metrics of a micro-batch as SUMS and COUNTS, so the trainer adds them over micro-batches (and
