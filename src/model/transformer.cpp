@@ -86,7 +86,9 @@ ForwardOutput TransformerImpl::forward(const torch::Tensor& input_ids, const tor
   for (size_t i = 0; i < layers->size(); ++i) {
     auto& blk = layers->at<BlockImpl>(i);
     const bool ckpt = gradient_checkpointing_ && !cache && torch::GradMode::is_enabled() && h.requires_grad();
-    auto [y, stats] = ckpt ? checkpointed_block_forward(blk, h, cos, sin, attn, valid) : blk.forward(h, cos, sin, attn, cache, valid);
+    auto [y, stats] = block_runner_ ? block_runner_(i, blk, h, cos, sin, attn, cache, valid)
+                      : ckpt        ? checkpointed_block_forward(blk, h, cos, sin, attn, valid)
+                                    : blk.forward(h, cos, sin, attn, cache, valid);
     h = y;
     if (stats) {
       out.moe_layers.push_back(static_cast<int64_t>(i));

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "grpo/data/prompt.h"
+#include "grpo/dist/sharding.h"
 #include "grpo/train/lora_policy.h"
 #include "grpo/model/block.h"
 #include "grpo/reward/registry.h"
@@ -117,7 +118,15 @@ StageRunner::StageRunner(const config::Config& cfg, StageSettings settings, Poli
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
   optimizer_ = std::make_unique<torch::optim::AdamW>(groups, opts);
   schedule_ = std::make_unique<LrSchedule>(LrSchedule::from_config(cfg_.optimizer, settings_.max_steps));
-  if (dist_ && dist_->world_size() > 1) {
+  if (dist_ && cfg_.distributed.sharding != config::ShardingMode::NONE) {
+    // The sharder owns the AdamW state of its slices; optimizer_ above is never stepped then.
+    GRPO_REQUIRE(!(cfg_.distributed.sharding == config::ShardingMode::FULL && cfg_.grpo.async_rollout == config::AsyncRolloutMode::ON),
+                 "distributed.sharding: full with grpo.async_rollout: on is not supported (the rollout thread would copy "
+                 "the policy's weights, which no rank holds whole); use sharding optimizer or async_rollout off");
+    sharder_ = std::make_unique<dist::Sharder>(
+        dist_, policy_.model, dist::ShardOptions::from_config(cfg_.distributed, cfg_.optimizer, cfg_.trainer.bf16));
+    log::info(sharder_->describe());
+  } else if (dist_ && dist_->world_size() > 1) {
     std::vector<torch::Tensor> params;
     for (auto& p : policy_.model->parameters()) params.push_back(p);
     reducer_ = std::make_unique<dist::GradientReducer>(dist_, params,
@@ -159,6 +168,7 @@ void StageRunner::try_resume() {
 }
 
 void StageRunner::save(const std::string& why) {
+  WholeWeights whole(sharder_.get());  // sharding full: the blocks whole while they are written
   // Every rank contributes its RNG state; rank 0 writes.
   RngState mine = capture_rng_state();
   std::vector<RngState> all{mine};
@@ -190,6 +200,7 @@ void StageRunner::save(const std::string& why) {
 }
 
 double StageRunner::apply_gradients(StepMetrics& metrics) {
+  if (sharder_) return apply_sharded_gradients(metrics);
   if (reducer_) {
     // The wait for the gradient all-reduce that backward did not hide (buckets still in flight).
     auto t0 = std::chrono::steady_clock::now();
@@ -217,6 +228,26 @@ double StageRunner::apply_gradients(StepMetrics& metrics) {
   return norm;
 }
 
+double StageRunner::apply_sharded_gradients(StepMetrics& metrics) {
+  // Reduce-scatter, global-norm clipping and AdamW on this rank's slices (dist/sharding.h).
+  const double lr = settings_.learning_rate * schedule_->factor(step_);
+  const double norm = sharder_->step(lr, cfg_.optimizer.max_grad_norm);
+  metrics.add_mean("grad_norm", norm);
+  metrics.add_mean("learning_rate", lr);
+  if (!std::isfinite(norm)) return norm;
+  const auto& moe = policy_.model->spec().moe;
+  if (dist_->world_size() > 1 && moe.num_experts > 0 && moe.bias_update_speed > 0) sum_expert_load_over_ranks();
+  policy_.model->update_expert_bias();
+  return norm;
+}
+
+StageRunner::WholeWeights::WholeWeights(dist::Sharder* s) : sharder(s) {
+  if (sharder) sharder->gather_full();
+}
+StageRunner::WholeWeights::~WholeWeights() {
+  if (sharder) sharder->release_full();
+}
+
 bool StageRunner::ranks_agree_finite(bool finite) {
   if (!dist_ || dist_->world_size() <= 1) return finite;
   return dist_->all_reduce(finite ? 1.0 : 0.0, dist::ReduceOp::MIN) > 0.5;
@@ -224,6 +255,7 @@ bool StageRunner::ranks_agree_finite(bool finite) {
 
 void StageRunner::discard_gradients() {
   if (reducer_) reducer_->synchronize();
+  if (sharder_) sharder_->zero_grad();
   policy_.model->zero_grad();
 }
 
@@ -269,6 +301,7 @@ StageOutcome StageRunner::run() {
       log::warn(str("stop signal received (", g_stop_signal.load() != 0 ? "here" : "by another rank",
                     "): saving a checkpoint at step ", step_, " and stopping"));
       save("interrupted");
+      if (sharder_) sharder_->gather_full();  // whole weights for whoever uses the model next
       return StageOutcome::INTERRUPTED;
     }
     std::map<std::string, double> m;
@@ -302,6 +335,7 @@ StageOutcome StageRunner::run() {
     }
   }
   if (last_saved != step_ || step_ == 0) save("end of stage");
+  if (sharder_) sharder_->gather_full();  // the final weights are written from the model
   return StageOutcome::FINISHED;
 }
 

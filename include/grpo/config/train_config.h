@@ -129,16 +129,34 @@ template <> struct EnumNames<DistBackend> {
   static constexpr std::pair<DistBackend, std::string_view> items[] = {
       {DistBackend::AUTO, "auto"}, {DistBackend::NCCL, "nccl"}, {DistBackend::GLOO, "gloo"}};
 };
+// none = every rank holds everything (DDP); optimizer = ZeRO-1/2 (accelerate/DeepSpeed zero stage
+// 1-2, FSDP SHARD_GRAD_OP minus parameter sharding); full = ZeRO-3 / FSDP2 fully_shard (parameters
+// too). docs/distributed.md, "Sharded training".
+enum class ShardingMode { NONE, OPTIMIZER, FULL };
+template <> struct EnumNames<ShardingMode> {
+  static constexpr std::pair<ShardingMode, std::string_view> items[] = {
+      {ShardingMode::NONE, "none"}, {ShardingMode::OPTIMIZER, "optimizer"}, {ShardingMode::FULL, "full"}};
+};
 struct DistributedConfig {
   DistBackend backend = DistBackend::AUTO;
   double timeout_s = 300.0;
   double ddp_bucket_cap_mb = 25.0;  // as transformers' TrainingArguments.ddp_bucket_cap_mb
   bool overlap_grad_reduce = true;
+  ShardingMode sharding = ShardingMode::NONE;
+  bool reshard_after_forward = true;  // FSDP2 fully_shard(reshard_after_forward=True)
+  bool forward_prefetch = true;       // FSDP's forward_prefetch
+  bool backward_prefetch = true;      // FSDP's backward_prefetch (BACKWARD_PRE when true, None when false)
+  double shard_bucket_cap_mb = 25.0;
   template <class V> void visit(V& v) {
     v("backend", backend, "c10d backend: auto (nccl on CUDA, gloo on CPU), nccl or gloo.");
     v("timeout_s", timeout_s, "A collective that waits longer than this fails the run (a dead or hung rank).", greater_than(0));
     v("ddp_bucket_cap_mb", ddp_bucket_cap_mb, "Gradients are all-reduced in buckets of about this many MiB.", greater_than(0));
     v("overlap_grad_reduce", overlap_grad_reduce, "Start each bucket's all-reduce during backward as soon as its gradients are ready; false = all after backward.");
+    v("sharding", sharding, "none: every rank holds parameters, gradients and AdamW state (DDP); optimizer: gradients and AdamW state sharded across ranks (ZeRO-1/2); full: parameters too, gathered block by block (ZeRO-3 / FSDP2).");
+    v("reshard_after_forward", reshard_after_forward, "sharding full: free each block's gathered parameters after its forward and gather them again for its backward; false keeps them from forward to backward (one all-gather less per block, more memory).");
+    v("forward_prefetch", forward_prefetch, "sharding full: start the next block's all-gather while this block computes its forward.");
+    v("backward_prefetch", backward_prefetch, "sharding full: start the previous block's all-gather while this block computes its backward.");
+    v("shard_bucket_cap_mb", shard_bucket_cap_mb, "sharding optimizer/full: parameters outside the decoder blocks (all of them with optimizer) are flattened into units of about this many MiB, each reduce-scattered and all-gathered as one collective.", greater_than(0));
   }
 };
 

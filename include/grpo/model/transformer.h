@@ -6,6 +6,8 @@
 // named_parameters() feeds torch::optim::AdamW and the weight tables in arch_table.h directly.
 #include <torch/torch.h>
 
+#include <functional>
+#include <optional>
 #include <vector>
 
 #include "grpo/model/block.h"
@@ -61,6 +63,14 @@ class TransformerImpl : public torch::nn::Module {
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
 
+  /// Runs decoder block `layer` in place of block.forward (and of activation checkpointing):
+  /// how a sharded data-parallel wrapper (dist::Sharder, sharding full) gathers a block's
+  /// parameters around its forward and backward. Null (the default) = the plain forward.
+  using BlockRunner = std::function<std::pair<torch::Tensor, std::optional<MoeStats>>(
+      size_t layer, BlockImpl& block, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+      const torch::Tensor& mask, KVCache* cache, const torch::Tensor& valid)>;
+  void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+
   const ModelSpec& spec() const { return spec_; }
   torch::Dtype dtype() const;
   torch::Device device() const;
@@ -74,6 +84,7 @@ class TransformerImpl : public torch::nn::Module {
   ModelSpec spec_;
   torch::Tensor inv_freq_;  // [head_dim / 2] float32, moved to the ids' device on use
   bool gradient_checkpointing_ = false;
+  BlockRunner block_runner_;
 };
 TORCH_MODULE(Transformer);
 

@@ -13,6 +13,7 @@
 #include "grpo/data/loader.h"
 #include "grpo/dist/distributed.h"
 #include "grpo/dist/grad_reducer.h"
+#include "grpo/dist/sharding.h"
 #include "grpo/train/checkpoint.h"
 #include "grpo/train/metrics.h"
 #include "grpo/train/policy.h"
@@ -90,6 +91,7 @@ class StageRunner {
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<dist::GradientReducer> reducer_;
+  std::unique_ptr<dist::Sharder> sharder_;  // distributed.sharding optimizer/full (reducer_ is null then)
   std::unique_ptr<LrSchedule> schedule_;
   std::unique_ptr<MetricsLogger> metrics_log_;
   int64_t step_ = 0;
@@ -102,6 +104,13 @@ class StageRunner {
   bool stop_requested();
   /// Replaces each MoE layer's pending expert load by its sum over ranks (before update_bias).
   void sum_expert_load_over_ranks();
+  double apply_sharded_gradients(StepMetrics& metrics);
+  // sharding full: every block gathered for the lifetime of this guard (no-op without a sharder).
+  struct WholeWeights {
+    explicit WholeWeights(dist::Sharder* s);
+    ~WholeWeights();
+    dist::Sharder* sharder;
+  };
   int nonfinite_in_a_row_ = 0;
   int64_t nonfinite_total_ = 0;
 };
