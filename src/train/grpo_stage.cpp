@@ -11,6 +11,8 @@
 #include "grpo/train/advantages.h"
 #include "grpo/train/evaluate.h"
 #include "grpo/train/loss.h"
+#include "grpo/train/rollout_correction.h"
+#include "grpo/train/policy.h"
 #include "grpo/util/log.h"
 
 namespace grpo::train {
@@ -54,6 +56,21 @@ struct GrpoStage::Generation {
   std::vector<torch::Tensor> ref_logprobs;          // per micro-batch [mb, C] (beta > 0)
   std::vector<torch::Tensor> rollout_logprobs;      // per micro-batch [mb, C] float32: the sampler's log-probs
   double num_tokens = 0;                            // completion tokens in the loss on this rank
+  int64_t policy_version = 0;                       // optimizer steps done by the weights that sampled it
+};
+
+// async_rollout: on. What the rollout thread hands over: everything generate() computes before the
+// log-probs, and the metrics it recorded on its side (world size 1: their local values).
+struct GrpoStage::Pending {
+  std::unique_ptr<Generation> gen;
+  GroupBatch batch;  // prompt texts and scores, for log_completion_samples
+  std::map<std::string, double> metrics;
+  data::LoaderPosition data_after;  // the loader after this generation's draws
+};
+
+struct GrpoStage::Snapshot {
+  model::Transformer model{nullptr};
+  std::unique_ptr<rollout::RolloutEngine> engine;
 };
 
 GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& policy,
@@ -67,6 +84,13 @@ GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& 
   if ((cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) && model::has_lora(*policy_.model)) ref_is_base_ = true;
   else if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
   if (ref_) model::apply_kernels(*ref_, cfg_.kernels, /*log_line=*/false);  // the policy's kernels, logged once by the pipeline
+  if (cfg_.grpo.async_rollout == config::AsyncRolloutMode::ON) {
+    GRPO_REQUIRE(!dist_ || dist_->world_size() == 1, "grpo.async_rollout: on overlaps rollout and update in one process; with ",
+                 dist_ ? dist_->world_size() : 1, " processes use distributed.rollout_ranks or grpo.async_rollout: off");
+    GRPO_REQUIRE(cfg_.grpo.num_iterations == 1, "grpo.async_rollout: on needs grpo.num_iterations: 1 (got ",
+                 cfg_.grpo.num_iterations, ")");
+    GRPO_REQUIRE(!model::has_lora(*policy_.model), "grpo.async_rollout: on does not support LoRA adapters yet");
+  }
 }
 
 GrpoStage::~GrpoStage() = default;
@@ -95,10 +119,12 @@ torch::Tensor GrpoStage::no_grad_logprobs(model::Transformer& model, const Token
 // One generation batch: select the groups (draw prompts, roll out, score, dynamic sampling), their
 // advantages, the generation metrics, the micro-batches and the log-probs the updates need.
 void GrpoStage::generate(StepMetrics& m) {
+  if (cfg_.grpo.async_rollout == config::AsyncRolloutMode::ON) return take_generation(m);
   const int64_t completions_per_step = int64_t(settings_.per_device_train_batch_size) * cfg_.trainer.gradient_accumulation_steps;
   const int64_t B = completions_per_step / cfg_.grpo.num_generations;  // prompts per rank
-  GroupBatch batch = select_groups(B, m);
+  GroupBatch batch = select_groups(B, m, RollCtx{engine_.get(), generations_, step_});
   auto gen = std::make_unique<Generation>();
+  gen->policy_version = step_;
   gen->records = std::move(batch.records);
   gen->prompt_ids = std::move(batch.prompt_ids);
   gen->completions = std::move(batch.completions);
@@ -118,8 +144,8 @@ void GrpoStage::generate(StepMetrics& m) {
 // grpo.max_resample_rounds extra ones, until B groups are kept; surplus groups of the last draw are
 // discarded (their prompts are consumed, as in verl). Still short after the cap: the step trains on
 // the groups kept (a warning), or on draw 0 unfiltered when none was kept at all.
-GroupBatch GrpoStage::select_groups(int64_t B, StepMetrics& m) {
-  Draws draws = draw_groups(B, m);
+GroupBatch GrpoStage::select_groups(int64_t B, StepMetrics& m, const RollCtx& ctx) {
+  Draws draws = draw_groups(B, m, ctx);
   const int64_t take = groups_to_train(draws, B);
   GroupBatch batch = gather_kept_groups(draws.draws, take);
   if (cfg_.grpo.dynamic_sampling) {
@@ -132,7 +158,7 @@ GroupBatch GrpoStage::select_groups(int64_t B, StepMetrics& m) {
 
 // Draws until every rank has B kept groups or the resample cap is reached (one draw without
 // dynamic sampling). Records time/rollout, time/reward and tokens_per_second/rollout.
-GrpoStage::Draws GrpoStage::draw_groups(int64_t B, StepMetrics& m) {
+GrpoStage::Draws GrpoStage::draw_groups(int64_t B, StepMetrics& m, const RollCtx& ctx) {
   const bool dynamic = cfg_.grpo.dynamic_sampling;
   const int world = dist_ ? dist_->world_size() : 1;
   Draws out;
@@ -142,10 +168,10 @@ GrpoStage::Draws GrpoStage::draw_groups(int64_t B, StepMetrics& m) {
     Draw d;
     draw_prompts(d, B);
     auto t0 = std::chrono::steady_clock::now();
-    rollout_tokens += roll_out(d, round, B);
+    rollout_tokens += roll_out(d, round, B, ctx);
     t_rollout += seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    score(d);
+    score(d, ctx);
     t_reward += seconds_since(t0);
     d.keep.assign(static_cast<size_t>(B), true);
     if (dynamic) out.dropped += drop_zero_variance_groups(d);
@@ -178,30 +204,31 @@ void GrpoStage::draw_prompts(Draw& d, int64_t B) {
 }
 
 // G completions of each prompt of draw `round`; returns the completion tokens sampled.
-int64_t GrpoStage::roll_out(Draw& d, int round, int64_t B) {
+int64_t GrpoStage::roll_out(Draw& d, int round, int64_t B, const RollCtx& ctx) {
   const int world = dist_ ? dist_->world_size() : 1;
   const int rank = dist_ ? dist_->rank() : 0;
-  policy_.model->eval();
+  const bool own = ctx.engine == engine_.get();  // async: a snapshot's engine, the policy is training
+  if (own) policy_.model->eval();
   // One random stream per prompt, keyed by its place in the global batch (draw r continues the
   // numbering after draw r-1's B * world prompts) and the generation count, not by rank: N ranks
   // sample exactly the completions one process would.
   std::vector<uint64_t> seeds;
   for (int64_t i = 0; i < B; ++i)
     seeds.push_back(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), int64_t(round) * B * world + rank * B + i,
-                                      static_cast<uint64_t>(generations_)));
-  d.completions = engine_->generate(d.prompt_ids, cfg_.grpo.num_generations, seeds);
-  policy_.model->train();
-  return engine_->last_stats().completion_tokens;
+                                      static_cast<uint64_t>(ctx.generation)));
+  d.completions = ctx.engine->generate(d.prompt_ids, cfg_.grpo.num_generations, seeds);
+  if (own) policy_.model->train();
+  return ctx.engine->last_stats().completion_tokens;
 }
 
 // Rewards of every completion of `d`, in completion order.
-void GrpoStage::score(Draw& d) const {
+void GrpoStage::score(Draw& d, const RollCtx& ctx) const {
   std::vector<reward::RewardInput> in;
   // TRL's TrainerState as the python reward kind passes it (python_reward.h): optimizer steps done
   // so far, the run's step budget, and the fractional epoch of the prompt loader.
   const auto pos = loader_->position();
   const double n = static_cast<double>(std::max<int64_t>(1, train_data_->size()));
-  const nlohmann::json state = {{"global_step", step_},
+  const nlohmann::json state = {{"global_step", ctx.step},
                                 {"max_steps", settings_.max_steps},
                                 {"epoch", static_cast<double>(pos.epoch) + static_cast<double>(pos.index) / n}};
   for (const auto& c : d.completions) {
@@ -357,6 +384,78 @@ void GrpoStage::log_completion_samples(const Generation& gen, const GroupBatch& 
   metrics_log_->log_samples(step_ + 1, samples);
 }
 
+// async_rollout: on, rollout thread: generation g sampled by the snapshot `snap` (the weights of
+// version schedule.version_of(g)), scored, with its advantages, metrics and micro-batches: what
+// generate() does before the log-probs. It reads the loader, which only this thread then touches.
+std::unique_ptr<GrpoStage::Pending> GrpoStage::produce_generation(int64_t g, Snapshot& snap) {
+  const int64_t completions_per_step = int64_t(settings_.per_device_train_batch_size) * cfg_.trainer.gradient_accumulation_steps;
+  const int64_t B = completions_per_step / cfg_.grpo.num_generations;
+  StepMetrics m;
+  auto p = std::make_unique<Pending>();
+  p->batch = select_groups(B, m, RollCtx{snap.engine.get(), g, g});  // num_iterations 1: step g trains on it
+  p->data_after = loader_->position();
+  auto gen = std::make_unique<Generation>();
+  gen->records = std::move(p->batch.records);
+  gen->prompt_ids = std::move(p->batch.prompt_ids);
+  gen->completions = std::move(p->batch.completions);
+  const auto adv = group_advantages(*gen, p->batch.scored);
+  put_reward_metrics(m, p->batch.scored, adv);
+  put_completion_metrics(m, *gen);
+  build_micro_batches(*gen);
+  p->metrics = m.local();
+  p->gen = std::move(gen);
+  return p;
+}
+
+// Async: the rollout thread draws ahead; a checkpoint resumes at the first prompt not trained on.
+// At a periodic checkpoint (a drain step) the thread has not drawn for that step yet, so this is
+// also the loader's own position; a stop-signal save between them drops the drawn-ahead prompts'
+// generations, and the resumed run samples them again from the saved weights.
+data::LoaderPosition GrpoStage::data_position() const { return async_ ? consumed_ : loader_->position(); }
+
+void GrpoStage::start_async() {
+  consumed_ = loader_->position();  // before the thread starts drawing
+  AsyncSchedule sched{cfg_.grpo.max_staleness, step_, cfg_.checkpoint.save_steps, settings_.max_steps};
+  const int threads = torch::get_num_threads();  // the trainer's intra-op threads; the rollout thread gets as many
+  auto make = [this] {
+    auto s = std::make_unique<Snapshot>();
+    s->model = clone_frozen(policy_.model);
+    model::apply_kernels(*s->model, cfg_.kernels, /*log_line=*/false);
+    s->engine = std::make_unique<rollout::RolloutEngine>(s->model, *policy_.tokenizer, cfg_.rollout);
+    s->engine->set_bf16(cfg_.trainer.bf16);
+    return s;
+  };
+  async_ = std::make_unique<AsyncRollout<Pending, Snapshot>>(
+      sched, make, [this](Snapshot& s) { copy_weights(s.model, policy_.model); },
+      [this](int64_t g, Snapshot& s) { return produce_generation(g, s); }, [threads] { torch::set_num_threads(threads); });
+}
+
+// async_rollout: on, trainer thread: publishes this step's weights (when a later generation
+// samples from them), takes this step's generation from the rollout thread, and finishes it as
+// generate() does (old and reference log-probs, samples), with the staleness and wait metrics.
+void GrpoStage::take_generation(StepMetrics& m) {
+  if (!async_) start_async();
+  async_->publish(step_);
+  auto r = async_->take(generations_);
+  const int64_t staleness = step_ - r.version;
+  GRPO_CHECK(staleness >= 0 && staleness <= cfg_.grpo.max_staleness, "async rollout: generation ", r.generation,
+             " sampled by version ", r.version, " at step ", step_);
+  auto& p = *r.value;
+  for (const auto& [k, v] : p.metrics) m.add_mean(k, v);  // world size 1: the rollout side's values
+  const auto n = static_cast<double>(p.gen->completions.size());
+  m.add_mean("async/staleness", static_cast<double>(staleness));
+  m.add_sum(str("async/completions_at_staleness_", staleness), n);  // over steps: the staleness histogram
+  m.add_mean("async/trainer_wait_s", r.trainer_wait_s);
+  m.add_mean("async/rollout_wait_s", r.rollout_wait_s);
+  m.add_mean("async/snapshots", static_cast<double>(async_->snapshots_held()));
+  p.gen->policy_version = r.version;
+  consumed_ = p.data_after;
+  old_and_ref_logprobs(*p.gen, m);
+  log_completion_samples(*p.gen, p.batch);
+  gen_ = std::move(p.gen);
+  ++generations_;
+}
+
 bool GrpoStage::train_step(std::map<std::string, double>& m) {
   StepMetrics sm;
   if (iteration_ == 0) generate(sm);
@@ -381,6 +480,11 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
   int64_t row = 0;
   const size_t nmb = gen.micro.size();
   const double aux_coef = policy_.model->spec().moe.num_experts > 0 ? policy_.model->spec().moe.router_aux_loss_coef : 0.0;
+  // Off-policy correction (rollout_correction.h) when this generation was sampled by an older
+  // version than the update's old policy (step_ - iteration_); otherwise w = 1: no weights at all.
+  const auto corr = RolloutCorrectionOptions::from_config(cfg_.grpo);
+  const bool stale = gen.policy_version < step_ - iteration_ && corr.mode != config::RolloutCorrection::NONE;
+  OffPolicyMetrics offpolicy;
   for (size_t k = 0; k < nmb; ++k) {
     auto& tb = gen.micro[k];
     const int64_t rows = tb.completion_ids.size(0);
@@ -394,6 +498,12 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     in.advantages = gen.advantages.narrow(0, row, rows).to(lp.logprobs.device());
     in.completion_mask = tb.completion_mask;
     if (cfg_.grpo.entropy_coef > 0) in.entropies = lp.entropies;
+    if (stale) {
+      auto rc = rollout_correction(in.old_logprobs.defined() ? in.old_logprobs : lp.logprobs.detach(),
+                                   gen.rollout_logprobs[k], tb.completion_mask, {}, corr);
+      in.rollout_is_weights = rc.weights;
+      offpolicy.add_correction(rc, rows);
+    }
     auto res = compute_loss(in, opt, norm);
     auto loss = res.loss;
     if (aux_coef > 0) {
@@ -411,10 +521,9 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     if (ref_ || ref_is_base_) sm.add_mean("kl", lm.kl_sum, lm.token_count);
     if (iteration_ == 0) {
       // Before this generation's first optimizer step the trainer's log-probs are the old policy's,
-      // recomputed: their distance to the sampler's own log-probs is pure kernel/precision mismatch.
-      auto mm = logprob_mismatch(lp.logprobs, gen.rollout_logprobs[k], tb.completion_mask);
-      sm.add_mean("logprob_mismatch/mean_abs", mm.abs_sum, mm.count);
-      sm.add_mean("logprob_mismatch/k3_kl", mm.k3_sum, mm.count);
+      // recomputed: their distance to the sampler's own log-probs is kernel/precision mismatch, plus
+      // the policy's drift when the generation is stale.
+      offpolicy.add_mismatch(lp.logprobs, gen.rollout_logprobs[k], tb.completion_mask);
     }
     {
       torch::NoGradGuard ng;
@@ -423,6 +532,7 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
     }
     row += rows;
   }
+  offpolicy.put(sm);
   sm.add_mean("loss", loss_total);  // summed over micro-batches, averaged over ranks
   if (aux_coef > 0) sm.add_mean("moe/aux_loss", aux_total);
   // The step's one device-to-host copy. The sum of the micro-batch losses (float32, summed in

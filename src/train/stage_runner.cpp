@@ -185,7 +185,7 @@ void StageRunner::save(const std::string& why) {
   TrainState st;
   st.step = step_;
   st.stage = std::string(config::enum_name(settings_.kind));
-  st.data = loader_->position();
+  st.data = data_position();
   st.scheduler = {{"kind", std::string(config::enum_name(schedule_->kind()))},
                   {"warmup", schedule_->warmup_steps()},
                   {"total", schedule_->total_steps()}};

@@ -14,6 +14,7 @@
 #include "grpo/reward/reward_set.h"
 #include "grpo/rollout/engine.h"
 #include "grpo/train/advantages.h"
+#include "grpo/train/async_rollout.h"
 #include "grpo/train/group_selection.h"
 #include "grpo/train/stage_runner.h"
 #include "grpo/train/token_batch.h"
@@ -33,20 +34,35 @@ class GrpoStage : public StageRunner {
   nlohmann::json extra_state() const override;
   void restore_extra_state(const nlohmann::json& s) override;
   bool can_checkpoint() const override { return iteration_ == 0; }
+  data::LoaderPosition data_position() const override;
 
  private:
   struct Generation;  // one generation batch (completions, advantages, log-probs)
   struct Draws;       // the draws of one generation batch, with dynamic sampling's counts
+  struct Pending;     // async: a generation batch the rollout thread finished, with its metrics
+  struct Snapshot;    // async: a frozen copy of the weights and the rollout engine that samples it
+  // Who samples a generation batch: the engine, the generation index (sampling seeds) and the step
+  // that trains on it (the reward's trainer_state). Sync: engine_, generations_, step_.
+  struct RollCtx {
+    rollout::RolloutEngine* engine;
+    int64_t generation;
+    int64_t step;
+  };
 
   // generate() and its steps, in the order they run: select_groups (draw_groups, which repeats
   // draw_prompts, roll_out and score; then groups_to_train), then the rest as listed. That order
   // (of the loader, the seeds and the arithmetic) is what makes runs reproducible.
   void generate(StepMetrics& metrics);
-  GroupBatch select_groups(int64_t B, StepMetrics& metrics);
-  Draws draw_groups(int64_t B, StepMetrics& metrics);
+  GroupBatch select_groups(int64_t B, StepMetrics& metrics, const RollCtx& ctx);
+  Draws draw_groups(int64_t B, StepMetrics& metrics, const RollCtx& ctx);
   void draw_prompts(Draw& d, int64_t B);
-  int64_t roll_out(Draw& d, int round, int64_t B);
-  void score(Draw& d) const;
+  int64_t roll_out(Draw& d, int round, int64_t B, const RollCtx& ctx);
+  void score(Draw& d, const RollCtx& ctx) const;
+  // async_rollout: on: the rollout thread's side (prompts to
+  // micro-batches, on a snapshot) and the trainer's side (publish, take, wait metrics).
+  std::unique_ptr<Pending> produce_generation(int64_t g, Snapshot& snap);
+  void take_generation(StepMetrics& metrics);
+  void start_async();
   int64_t groups_to_train(Draws& draws, int64_t B) const;
   AdvantageResult group_advantages(Generation& gen, const reward::RewardSetResult& scored) const;
   void put_reward_metrics(StepMetrics& metrics, const reward::RewardSetResult& scored,
@@ -67,6 +83,8 @@ class GrpoStage : public StageRunner {
   int iteration_ = 0;          // update index within the current generation batch
   int64_t generations_ = 0;    // generation batches drawn so far
   TruncationWarning truncation_warning_{cfg_.rollout.max_completion_length};  // all completions cut off
+  data::LoaderPosition consumed_;  // async: the loader position after the last generation trained on
+  std::unique_ptr<AsyncRollout<Pending, Snapshot>> async_;  // async_rollout: on, from the first step
 };
 
 }  // namespace grpo::train

@@ -68,6 +68,9 @@ class StageRunner {
   /// False while a step's state cannot be checkpointed exactly (GRPO between the updates of one
   /// generation batch): saves and signal stops wait for the next boundary.
   virtual bool can_checkpoint() const { return true; }
+  /// The data position a checkpoint saves: the next prompt the training has not consumed (GRPO's
+  /// async rollout draws ahead of it: see GrpoStage).
+  virtual data::LoaderPosition data_position() const { return loader_->position(); }
 
   /// Averages gradients over ranks, clips them (max_grad_norm), and steps the optimizer at the
   /// scheduled learning rate unless the gradient is non-finite. Returns the pre-clip norm.
