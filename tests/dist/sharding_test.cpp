@@ -1,0 +1,148 @@
+// Sharded data parallel (distributed.sharding) on CPU over Gloo, through the worker program
+// tests/dist/shard_worker_main.cpp (a tiny grpo Transformer, dense or MoE, AdamW with weight
+// decay and clipping, 2 micro-batches): 2 and 3 processes with `full` and `optimizer` end where
+// 1 process with `none` ends; each knob changes what c10d is asked to do (collectives counted by
+// c10d's RecordFunction records in the worker, not by the sharder); checkpoint pieces round-trip.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "common/subprocess.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using grpo::testing::run_cmd;
+
+const std::string kWorker = std::string(GRPO_TEST_BIN_DIR) + "/dist_shard_worker";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("grpo_shard_test_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::vector<double> read_values(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<double> v;
+  double x;
+  while (in >> x) v.push_back(x);
+  return v;
+}
+
+std::map<std::string, double> read_counts(const std::string& path) {
+  std::ifstream in(path);
+  std::map<std::string, double> m;
+  std::string k;
+  double v;
+  while (in >> k >> v) m[k] = v;
+  return m;
+}
+
+std::string str_cat(const char* a, int n) { return std::string(a) + std::to_string(n); }
+
+double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size() || a.empty()) return INFINITY;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) num = std::max(num, std::abs(a[i] - b[i])), den = std::max(den, std::abs(a[i]));
+  return num / den;
+}
+
+// Runs the worker on `nproc` processes (1: directly); returns the output prefix.
+std::string run_worker(const TempDir& t, const std::string& name, int nproc, const std::string& args) {
+  const std::string out = t / name;
+  std::string cmd = "timeout 120 ";
+  if (nproc > 1) cmd += std::string(GRPO_BIN) + " launch --nproc " + std::to_string(nproc) + " --program " + kWorker + " -- ";
+  else cmd += kWorker + " ";
+  auto r = run_cmd(cmd + args + " --out " + out);
+  EXPECT_EQ(r.rc, 0) << name << "\n" << r.out << r.err;
+  return out;
+}
+
+// The references (sharding none on 1 process, and DDP on 3) against full and optimizer on 2 and 3
+// processes. Float32 sums in another order move the weights by a few ulps per step; the bound is
+// the data-parallel tests' (issue 7) 1e-5. The MoE model split 3 ways is 6.2e-5 from one process
+// with DDP as well (no sharding; measured), so 3 processes are held to 1e-5 against DDP on 3 (full
+// vs DDP measured 2.3e-6) and to 1e-4 against one. Not vacuous: one step less moves the weights by
+// far more (checked below).
+void expect_parity(const std::string& moe) {
+  TempDir t;
+  const std::string common = " --moe " + moe + " --steps 3 --micro 2";
+  auto ref = read_values(run_worker(t, "ref", 1, "--mode none" + common) + ".weights.txt");
+  auto ddp3 = read_values(run_worker(t, "ddp3", 3, "--mode none" + common) + ".weights.txt");
+  ASSERT_GT(ref.size(), 1000u);
+  for (const char* mode : {"full", "optimizer"})
+    for (int n : {2, 3}) {
+      auto got = read_values(run_worker(t, str_cat(mode, n), n, std::string("--mode ") + mode + common) + ".weights.txt");
+      EXPECT_LE(rel_diff(ref, got), n == 2 ? 1e-5 : 1e-4) << mode << " on " << n << " processes, moe " << moe;
+      if (n == 3) EXPECT_LE(rel_diff(ddp3, got), 1e-5) << mode << " on 3 processes vs DDP on 3, moe " << moe;
+    }
+  auto shorter = read_values(run_worker(t, "short", 1, "--mode none --moe " + moe + " --steps 2 --micro 2") + ".weights.txt");
+  EXPECT_GT(rel_diff(ref, shorter), 1e-3);
+}
+
+}  // namespace
+
+TEST(Sharding, FullAndOptimizerMatchOneProcessDense) { expect_parity("0"); }
+TEST(Sharding, FullAndOptimizerMatchOneProcessMoe) { expect_parity("1"); }
+
+TEST(Sharding, ReshardAfterForwardFalseGathersEachBlockOncePerMicroBatch) {
+  // 3 blocks, 2 micro-batches, 1 step: reshard_after_forward true gathers each block for its
+  // forward and again for its backward (12 block gathers), false only for its forward (6); the
+  // embedding unit is gathered once after the step either way.
+  TempDir t;
+  auto on = read_counts(run_worker(t, "on", 2, "--mode full --steps 1 --micro 2 --reshard 1") + ".rank-0.txt");
+  auto off = read_counts(run_worker(t, "off", 2, "--mode full --steps 1 --micro 2 --reshard 0") + ".rank-0.txt");
+  EXPECT_EQ(on["gathers"], 12 + 1);
+  EXPECT_EQ(off["gathers"], 6 + 1);
+  // Keeping the gathered blocks from forward to backward holds more bytes (measured storages).
+  EXPECT_GT(off["peak_bytes"], on["peak_bytes"]);
+}
+
+TEST(Sharding, PrefetchLaunchesTheNextGatherBeforeComputing) {
+  // gg_pairs: two all-gathers that ran back to back with no matmul between (the worker's record of
+  // c10d's own RecordFunction events). Without prefetch a block's gather is launched when the
+  // block starts and waited for, so some block's matmuls always separate two gathers: exactly 0.
+  // With forward (backward) prefetch, block 1's gather is launched right after block 0's (block
+  // 2's) completes and usually runs before that block's first matmul: Gloo runs it on its own
+  // thread, so how many of the 4 forwards (backwards) show it is a race, but not none.
+  TempDir t;
+  auto count = [&](const std::string& f, const std::string& b) {
+    return read_counts(run_worker(t, "p" + f + b, 2, "--mode full --steps 2 --micro 2 --fprefetch " + f + " --bprefetch " + b) +
+                       ".rank-0.txt")["gg_pairs"];
+  };
+  EXPECT_EQ(count("0", "0"), 0);
+  EXPECT_GE(count("1", "0"), 1);
+  EXPECT_GE(count("0", "1"), 1);
+}
+
+TEST(Sharding, BucketCapSetsTheNumberOfReduceScatters) {
+  // optimizer mode: one unit under the default 25 MiB (all-reduces per step: its reduce-scatter and
+  // the global norm); a cap of ~100 bytes puts almost every parameter tensor in its own unit.
+  TempDir t;
+  auto big = read_counts(run_worker(t, "big", 2, "--mode optimizer --steps 2 --micro 2") + ".rank-0.txt");
+  auto small = read_counts(run_worker(t, "small", 2, "--mode optimizer --steps 2 --micro 2 --bucket-mb 0.0001") + ".rank-0.txt");
+  EXPECT_EQ(big["allreduces"], 2 * 2);
+  EXPECT_GT(small["allreduces"], 2 * 20);
+}
+
+TEST(Sharding, CheckpointPiecesRoundTrip) {
+  // Every rank's pieces (weights and both AdamW moments) assembled into whole tensors and loaded
+  // into a differently initialised model's sharder give back the same slices, on 2 and 3 ranks.
+  TempDir t;
+  for (const char* mode : {"full", "optimizer"})
+    for (int n : {2, 3}) {
+      auto out = run_worker(t, str_cat(mode, n), n, std::string("--mode ") + mode + " --moe 1 --steps 2 --ckpt 1");
+      for (int r = 0; r < n; ++r)
+        EXPECT_EQ(read_counts(out + ".rank-" + std::to_string(r) + ".txt")["ckpt_equal"], 1) << mode << " " << n << " rank " << r;
+    }
+}
