@@ -44,6 +44,7 @@ BENCHES=(
   "sandbox|plain python3 -c pass subprocesses|$BIN/bench_sandbox_throughput 20 3 2|^(plain|sandbox|ratio) "
   "reward|none (absolute rate)|$BIN/bench_reward_bench 1000|^(math_answer|format):"
   "dist|1 process vs 2 Gloo processes|$BIN/bench_dist_bench --steps 5|^ +(nproc|[0-9])|^step time"
+  "shard|sharding none (1 process; DDP beyond), per-rank bytes and step time|$BIN/bench_shard_bench --steps 2|^(shard_bench|sharding|none|optimizer|full|\\()"
   "kernels|LibTorch composition on CUDA (skipped without a device)|$BIN/bench_kernels_bench|."
   "bf16_cpu|float32 on the same CPU (trainer.bf16 off; SmolLM2-135M shape)|$PY bench/bf16_cpu.py --bin-dir $BIN --threads $THREADS --rounds 1|^(GEMM|batch|rollout peak|GRPO step|phase|rollout|reward|logprobs|update|total) "
 )
