@@ -155,12 +155,12 @@ model::TransformerImpl::BlockRunner make_sharded_block_runner(Sharder* sharder) 
     const int unit = sharder->block_unit(layer);
     if (unit < 0) return block.forward(x, cos, sin, mask, cache, valid);  // nothing trainable in it
     if (cache || !torch::GradMode::is_enabled()) {
-      // Generation, reference or old-policy log-probs, evaluation: gather, run, free.
-      sharder->materialize(unit);
-      auto out = block.forward(x, cos, sin, mask, cache, valid);
-      sharder->release(unit);
-      return out;
+      // Generation, old-policy log-probs, evaluation: gathered once, kept until the next
+      // training forward or optimizer step (Sharder::keep_for_inference).
+      if (!sharder->is_whole(unit)) sharder->materialize(unit), sharder->keep_for_inference(unit);
+      return block.forward(x, cos, sin, mask, cache, valid);
     }
+    sharder->release_inference();
     Context c{sharder, &block, layer, unit, AutocastState::current(), x.requires_grad(), valid.defined()};
     auto out = ShardedBlock::apply(x, cos, sin, mask, valid, sharder->block_shard(unit), c);
     if (out.size() == 1) return {out[0], std::nullopt};

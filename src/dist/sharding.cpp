@@ -151,6 +151,8 @@ void Sharder::prefetch(int unit) {
   ++traffic_.all_gathers;
 }
 
+bool Sharder::is_whole(int unit) const { return units_[static_cast<size_t>(unit)]->whole; }
+
 void Sharder::materialize(int unit) {
   auto& u = *units_[static_cast<size_t>(unit)];
   if (u.whole) return;
@@ -231,8 +233,14 @@ void Sharder::step_unit(Unit& u, double lr) {
   p.addcdiv_(u.exp_avg, denom, -lr / bc1);
 }
 
+void Sharder::release_inference() {
+  for (int u : inference_kept_) release(u);
+  inference_kept_.clear();
+}
+
 double Sharder::step(double lr, double max_grad_norm) {
   sample_peak();
+  release_inference();  // the rollout's whole copy is gone before the update
   double sumsq = 0;
   {
     torch::NoGradGuard ng;
@@ -292,6 +300,7 @@ void Sharder::gather_full() {
 
 void Sharder::release_full() {
   pinned_ = false;
+  inference_kept_.clear();
   for (int u = 0; u < num_units(); ++u) release(u);
 }
 

@@ -4,7 +4,7 @@
 // compare world sizes and see which path ran. Not part of grpo.
 //
 //   dist_shard_worker --out PREFIX [--mode none|optimizer|full] [--moe 0|1] [--steps 3] [--micro 2]
-//                     [--reshard 1] [--fprefetch 1] [--bprefetch 1] [--bucket-mb 25] [--ckpt 0|1]
+//                     [--reshard 1] [--fprefetch 1] [--bprefetch 1] [--bucket-mb 25] [--ckpt 0|1] [--generate N]
 //
 // PREFIX.weights.txt: every trainable parameter (named_parameters order), one value a line, rank 0.
 // PREFIX.rank-R.txt: "key value" lines: gathers, allreduces, gg_pairs (two all-gathers run back to
@@ -140,6 +140,11 @@ int run(const std::map<std::string, std::string>& f) {
     {
       std::lock_guard<std::mutex> l(g_mu);
       g_recording = true;
+    }
+    {
+      // --generate N: N forwards without grad first, as a rollout's decode steps are.
+      torch::NoGradGuard ng;
+      for (int g = 0; g < std::stoi(flag(f, "generate", "0")); ++g) model->forward(ids.narrow(0, 0, 2));
     }
     for (int k = 0; k < micro; ++k) {
       if (reducer) reducer->set_sync(k + 1 == micro);

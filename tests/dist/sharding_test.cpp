@@ -108,6 +108,15 @@ TEST(Sharding, ReshardAfterForwardFalseGathersEachBlockOncePerMicroBatch) {
   EXPECT_GT(off["peak_bytes"], on["peak_bytes"]);
 }
 
+TEST(Sharding, ForwardsWithoutGradGatherEachBlockOnceUntilTheUpdate) {
+  // 4 forwards without grad (a rollout's decode steps) before the training micro-batches: each of
+  // the 3 blocks is gathered once for all of them (kept whole until the training forward frees
+  // it), not 4 times; then the 13 gathers of a training step as above.
+  TempDir t;
+  auto c = read_counts(run_worker(t, "gen", 2, "--mode full --steps 1 --micro 2 --generate 4") + ".rank-0.txt");
+  EXPECT_EQ(c["gathers"], 3 + 13);
+}
+
 TEST(Sharding, PrefetchLaunchesTheNextGatherBeforeComputing) {
   // gg_pairs: two all-gathers that ran back to back with no matmul between (the worker's record of
   // c10d's own RecordFunction events). Without prefetch a block's gather is launched when the

@@ -99,9 +99,15 @@ class Sharder {
 
   // Used by the block runner (sharded_block.cpp).
   struct Unit;
+  bool is_whole(int unit) const;
   void materialize(int unit);    // whole parameters of `unit` (waits for a prefetch or gathers now)
   void prefetch(int unit);       // launches the gather of `unit` asynchronously (no-op if whole/underway)
   void release(int unit);        // frees the gathered parameters of `unit` unless pinned
+  /// Forwards without grad (generation, old-policy and reference log-probs) keep each block they
+  /// gathered until the next training forward or step(): one whole copy per rollout phase, freed
+  /// before the update (verl's hybrid engine), instead of a gather per block per decoded token.
+  void keep_for_inference(int unit) { inference_kept_.push_back(unit); }
+  void release_inference();
   /// Reduce-scatters the gradients of `unit`'s entries (one per entry, undefined = zeros), computed
   /// by one rank's backward of the block: returns this rank's slice of their sum [S] float32.
   torch::Tensor reduce_scatter_block(int unit, std::vector<torch::Tensor> grads);
@@ -123,6 +129,7 @@ class Sharder {
   std::vector<std::unique_ptr<Unit>> units_;
   std::vector<int> layer_unit_;  // unit of each decoder block (-1: none)
   bool pinned_ = false;
+  std::vector<int> inference_kept_;
   int64_t peak_bytes_ = 0;
   ShardTraffic traffic_;
 };
