@@ -4,7 +4,7 @@
 // compare world sizes and see which path ran. Not part of grpo.
 //
 //   dist_shard_worker --out PREFIX [--mode none|optimizer|full] [--moe 0|1] [--steps 3] [--micro 2]
-//                     [--reshard 1] [--fprefetch 1] [--bprefetch 1] [--bucket-mb 25] [--ckpt 0|1] [--generate N]
+//                     [--reshard 1] [--fprefetch 1] [--bprefetch 1] [--bucket-mb 25] [--ckpt 0|1] [--generate N] [--bf16 0|1]
 //
 // PREFIX.weights.txt: every trainable parameter (named_parameters order), one value a line, rank 0.
 // PREFIX.rank-R.txt: "key value" lines: gathers, allreduces, gg_pairs (two all-gathers run back to
@@ -116,7 +116,7 @@ int run(const std::map<std::string, std::string>& f) {
   std::unique_ptr<torch::optim::AdamW> opt;
   std::unique_ptr<grpo::dist::GradientReducer> reducer;
   if (dc.sharding != grpo::config::ShardingMode::NONE) {
-    sharder = std::make_unique<grpo::dist::Sharder>(d, model, grpo::dist::ShardOptions::from_config(dc, oc, false));
+    sharder = std::make_unique<grpo::dist::Sharder>(d, model, grpo::dist::ShardOptions::from_config(dc, oc, flag(f, "bf16", "0") == "1"));
   } else {
     std::vector<torch::Tensor> decay, rest;
     for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : rest).push_back(p);
