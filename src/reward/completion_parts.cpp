@@ -43,4 +43,25 @@ std::optional<std::string_view> last_tag_content(std::string_view text, std::str
   return std::nullopt;
 }
 
+std::string strip_tool_output(std::string_view text, std::string_view open, std::string_view close) {
+  if (open.empty()) return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  size_t from = 0;
+  for (size_t o; (o = text.find(open, from)) != std::string_view::npos;) {
+    out.append(text.substr(from, o - from));
+    size_t c = close.empty() ? std::string_view::npos : text.find(close, o + open.size());
+    if (c == std::string_view::npos) return out;  // unclosed: the output runs to the end
+    from = c + close.size();
+  }
+  out.append(text.substr(from));
+  return out;
+}
+
+std::string_view policy_text(const RewardInput& row, std::string& storage) {
+  if (row.tool_output_open.empty()) return row.completion;
+  storage = strip_tool_output(row.completion, row.tool_output_open, row.tool_output_close);
+  return storage;
+}
+
 }  // namespace grpo::reward

@@ -214,7 +214,8 @@ float CountdownReward::score_row(const RewardInput& row, std::string& problem) c
     problem = "reference field '" + p_.target_field + "' must be an integer, got " + t.dump();
     return 0.0f;
   }
-  return countdown_score(row.completion, nums, target, p_);
+  std::string own;  // the completion without tool outputs: a printed equation must be restated
+  return countdown_score(policy_text(row, own), nums, target, p_);
 }
 
 }  // namespace grpo::reward

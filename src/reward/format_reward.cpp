@@ -1,5 +1,6 @@
 #include "grpo/reward/format_reward.h"
 
+#include "completion_parts.h"
 #include "grpo/util/error.h"
 #include "grpo/util/strings.h"
 
@@ -61,7 +62,8 @@ FormatReward::FormatReward(config::FormatParams p) : p_(std::move(p)) {
 }
 
 float FormatReward::score_row(const RewardInput& row, std::string&) const {
-  return format_score(row.prompt, row.completion, p_);
+  std::string own;  // tags a tool printed are not the model's format
+  return format_score(row.prompt, policy_text(row, own), p_);
 }
 
 }  // namespace grpo::reward

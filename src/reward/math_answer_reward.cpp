@@ -1,5 +1,6 @@
 #include "grpo/reward/math_answer_reward.h"
 
+#include "completion_parts.h"
 #include "grpo/reward/math_equivalence.h"
 #include "grpo/util/error.h"
 
@@ -25,7 +26,8 @@ float MathAnswerReward::score_row(const RewardInput& row, std::string& problem) 
     problem = "reference field '" + p_.reference_field + "' must be a string or a number, got " + field.type_name();
     return 0.0f;
   }
-  auto answer = extractor_.extract(row.completion);
+  std::string own;  // the completion without tool outputs: a printed answer must be restated
+  auto answer = extractor_.extract(policy_text(row, own));
   std::string detail;
   // The reference is checked even when the completion has no answer, so bad data is always seen.
   MathMatch m = compare_math_answers(answer ? *answer : std::string_view("\\relax"), ref_text, p_.tolerance, &detail);

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <exception>
 
+#include "grpo/util/strings.h"
+
 namespace grpo::reward {
 
 RewardScores RowRewardFunction::score_batch(const std::vector<RewardInput>& batch) const {
@@ -19,6 +21,12 @@ RewardScores RowRewardFunction::score_batch(const std::vector<RewardInput>& batc
     }
   }
   return out;
+}
+
+void set_tool_output_markers(RewardInput& row, const config::ToolsConfig& tools) {
+  if (!tools.on()) return;
+  row.tool_output_open = std::string(trim(tools.output_prefix));
+  row.tool_output_close = std::string(trim(tools.output_suffix));
 }
 
 }  // namespace grpo::reward

@@ -39,12 +39,14 @@ std::optional<size_t> first_function(const config::RewardConfig& cfg, config::Re
 }
 
 reward::RewardSetResult score(const std::vector<rollout::Completion>& comps, const std::vector<const data::Record*>& recs,
-                              const std::vector<std::string>& prompt_texts, const reward::RewardSet& rewards) {
+                              const std::vector<std::string>& prompt_texts, const reward::RewardSet& rewards,
+                              const config::ToolsConfig& tools) {
   std::vector<reward::RewardInput> in;
   in.reserve(comps.size());
   for (const auto& c : comps) {
     auto i = static_cast<size_t>(c.prompt_index);
     in.push_back({prompt_texts[i], c.text, recs[i]->row, static_cast<int64_t>(c.completion_length)});
+    reward::set_tool_output_markers(in.back(), tools);  // answers a tool printed do not count
   }
   return rewards.score(in);
 }
@@ -95,7 +97,7 @@ std::vector<ProblemResult> evaluate_problems(Policy& policy, const data::Dataset
   rollout::RolloutEngine g(policy.model, *policy.tokenizer, greedy);
   g.set_bf16(cfg.trainer.bf16);  // evaluate the policy in the arithmetic it was sampled and trained in
   auto comps = g.generate(prompts, 1, seeds);  // greedy: the seeds draw nothing
-  auto r = score(comps, recs, texts, rewards);
+  auto r = score(comps, recs, texts, rewards, cfg.rollout.tools);
   auto ok = correct_rows(r, correctness);
   for (size_t i = 0; i < out.size(); ++i) {
     auto& p = out[i];
@@ -118,7 +120,7 @@ std::vector<ProblemResult> evaluate_problems(Policy& policy, const data::Dataset
     rollout::RolloutEngine s(policy.model, *policy.tokenizer, sample_cfg);
     s.set_bf16(cfg.trainer.bf16);
     auto samples = s.generate(prompts, n, seeds);
-    auto rs = score(samples, recs, texts, rewards);
+    auto rs = score(samples, recs, texts, rewards, cfg.rollout.tools);
     auto oks = correct_rows(rs, correctness);
     for (size_t i = 0; i < out.size(); ++i) {
       auto& p = out[i];

@@ -12,6 +12,7 @@
 #include "grpo/train/evaluate.h"
 #include "grpo/train/loss.h"
 #include "grpo/train/rollout_correction.h"
+#include "grpo/train/tool_metrics.h"
 #include "grpo/train/policy.h"
 #include "grpo/util/log.h"
 
@@ -51,6 +52,8 @@ struct GrpoStage::Generation {
   std::vector<rollout::Completion> completions;     // [B * G], completion j of prompt i at i*G + j
   torch::Tensor advantages;                         // [B * G] float32
   torch::Tensor row_valid;                          // [B * G] float32: 0 for masked rows (sandbox failure)
+  std::vector<float> rewards;                       // [B * G] total reward (the tool metrics' with/without split)
+  std::vector<uint8_t> masked;                      // [B * G] 1 = row masked by a reward function
   std::vector<TokenBatch> micro;                    // gradient_accumulation_steps micro-batches
   std::vector<torch::Tensor> old_logprobs;          // per micro-batch [mb, C] (num_iterations > 1)
   std::vector<torch::Tensor> ref_logprobs;          // per micro-batch [mb, C] (beta > 0)
@@ -234,6 +237,7 @@ void GrpoStage::score(Draw& d, const RollCtx& ctx) const {
   for (const auto& c : d.completions) {
     auto i = static_cast<size_t>(c.prompt_index);
     in.push_back({d.prompt_texts[i], c.text, d.records[i]->row, static_cast<int64_t>(c.completion_length)});
+    reward::set_tool_output_markers(in.back(), cfg_.rollout.tools);  // answers a tool printed do not count
     // TRL's completion_ids and trainer_state, for the python and http reward kinds (python_reward.h).
     if (in.back().reference.is_object()) {
       in.back().reference["completion_ids"] = c.token_ids;
@@ -276,6 +280,8 @@ AdvantageResult GrpoStage::group_advantages(Generation& gen, const reward::Rewar
   auto valid = gen.row_valid.accessor<float, 1>();
   for (int64_t i = 0; i < N; ++i)
     if (scored.masked[static_cast<size_t>(i)] != 0) valid[i] = 0.0f;
+  gen.rewards = scored.total;
+  gen.masked = scored.masked;
   auto adv = compute_advantages(t.rewards, t.prompt_index, cfg_.grpo.scale_rewards, cfg_.grpo.advantage_eps);
   gen.advantages = adv.advantages.to(torch::kFloat32);
   return adv;
@@ -318,6 +324,7 @@ void GrpoStage::put_completion_metrics(StepMetrics& m, const Generation& gen) co
   const auto n = static_cast<double>(gen.completions.size());
   m.add_mean("completions/truncated_ratio", static_cast<double>(truncated) / n);
   m.add_sum("tokens_per_generation", static_cast<double>(tokens));
+  if (cfg_.rollout.tools.on()) put_tool_metrics(m, gen.completions, gen.rewards, gen.masked);
 }
 
 // Micro-batches of per_device_train_batch_size completions, in completion order, and the number of
@@ -331,16 +338,18 @@ void GrpoStage::build_micro_batches(Generation& gen) const {
   for (int64_t s = 0; s < N; s += mb) {
     const int64_t rows = std::min(N, s + mb) - s;
     std::vector<const std::vector<int64_t>*> ps, cs;
+    std::vector<const std::vector<uint8_t>*> injected;  // tool outputs: context, not actions
     auto truncated = torch::zeros({rows}, torch::kBool);  // [rows] finish_reason LENGTH
     auto tr = truncated.accessor<bool, 1>();
     for (int64_t i = 0; i < rows; ++i) {
       const auto& c = gen.completions[static_cast<size_t>(s + i)];
       ps.push_back(&gen.prompt_ids[static_cast<size_t>(c.prompt_index)]);
       cs.push_back(&c.token_ids);
+      injected.push_back(&c.tool_mask);
       tr[i] = c.finish_reason == rollout::FinishReason::LENGTH;
     }
     // Assembled on the host, where its token count costs no device sync, then moved.
-    auto tb = make_token_batch(ps, cs, pad, torch::kCPU);
+    auto tb = make_token_batch(ps, cs, pad, torch::kCPU, injected);
     tb.completion_mask = tb.completion_mask * gen.row_valid.narrow(0, s, rows).unsqueeze(1);
     if (cfg_.grpo.mask_truncated_completions) tb.completion_mask = mask_truncated(tb.completion_mask, truncated);
     gen.num_tokens += tb.completion_mask.sum().item<double>();  // [B, C] float32 on the CPU

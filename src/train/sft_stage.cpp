@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "grpo/train/sft_response.h"
 #include "grpo/train/token_batch.h"
 
 namespace grpo::train {
@@ -24,22 +25,26 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
   const int ga = cfg_.trainer.gradient_accumulation_steps;
   auto global = loader_->next_batch(mb * ga * world);
 
-  // Tokenise this rank's slice: prompt ids, response ids + EOS.
+  // Tokenise this rank's slice: prompt ids, response ids + EOS. With rollout.tools on, the tool
+  // results in a response are tokenised as the engine injects them and left out of the loss.
   std::vector<std::vector<int64_t>> prompts, responses;
+  std::vector<std::vector<uint8_t>> injected;
   const int64_t eos = policy_.eos_ids.empty() ? -1 : policy_.eos_ids.front();
   for (int64_t i = 0; i < mb * ga; ++i) {
     const auto* r = global[static_cast<size_t>(rank * mb * ga + i)];
     prompts.push_back(encode_prompt(policy_, prompt_messages(*r, cfg_)));
-    auto ids = policy_.tokenizer->encode(r->row[settings_.response_field].get<std::string>());
-    std::vector<int64_t> resp(ids.begin(), ids.end());
-    if (eos >= 0) resp.push_back(eos);
+    auto resp = tokenize_sft_response(*policy_.tokenizer, cfg_.rollout.tools, r->row[settings_.response_field].get<std::string>());
+    if (eos >= 0) resp.ids.push_back(eos), resp.injected.push_back(0);
     // Keep the sequence within the model's context.
     int64_t room = policy_.model->spec().max_position_embeddings - static_cast<int64_t>(prompts.back().size());
-    if (static_cast<int64_t>(resp.size()) > room) resp.resize(static_cast<size_t>(std::max<int64_t>(0, room)));
-    responses.push_back(std::move(resp));
+    const auto keep = static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(room, static_cast<int64_t>(resp.ids.size()))));
+    resp.ids.resize(keep), resp.injected.resize(keep);
+    responses.push_back(std::move(resp.ids));
+    injected.push_back(std::move(resp.injected));
   }
-  double local_tokens = 0;
-  for (const auto& r : responses) local_tokens += static_cast<double>(r.size());
+  double local_tokens = 0;  // the policy's tokens: the loss's count
+  for (const auto& r : injected)
+    for (uint8_t t : r) local_tokens += t ? 0.0 : 1.0;
   // Mean over the tokens of the whole step on all ranks; gradients are averaged over ranks.
   double denom = dist_ && world > 1 ? dist_->global_normalizer(local_tokens) : local_tokens;
   denom = std::max(1.0, denom);
@@ -52,8 +57,12 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
   const double aux_coef = policy_.model->spec().moe.num_experts > 0 ? policy_.model->spec().moe.router_aux_loss_coef : 0.0;
   for (int k = 0; k < ga; ++k) {
     std::vector<const std::vector<int64_t>*> ps, cs;
-    for (int64_t i = k * mb; i < (k + 1) * mb; ++i) ps.push_back(&prompts[static_cast<size_t>(i)]), cs.push_back(&responses[static_cast<size_t>(i)]);
-    auto tb = make_token_batch(ps, cs, pad, policy_.model->device());
+    std::vector<const std::vector<uint8_t>*> is;
+    for (int64_t i = k * mb; i < (k + 1) * mb; ++i) {
+      const auto row = static_cast<size_t>(i);
+      ps.push_back(&prompts[row]), cs.push_back(&responses[row]), is.push_back(&injected[row]);
+    }
+    auto tb = make_token_batch(ps, cs, pad, policy_.model->device(), is);
     if (reducer_) reducer_->set_sync(k + 1 == ga);
     auto lp = completion_logprobs(policy_.model, tb, 1.0, cfg_.trainer.bf16, cfg_.kernels.logprob_chunk_size);
     auto loss = -(lp.logprobs * tb.completion_mask).sum() / denom;

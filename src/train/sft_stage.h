@@ -3,7 +3,9 @@
 // the response tokens only (the prompt is context), response = the dataset field
 // stages[i].response_field followed by the tokenizer's EOS. The loss of an optimizer step is the
 // sum over its response tokens divided by their count over the whole step (all micro-batches and
-// ranks), so gradient accumulation does not change it.
+// ranks), so gradient accumulation does not change it. With rollout.tools on, the tool results in a
+// response are tokenised as the rollout engine injects them and left out of the loss and its count
+// (tokenize_sft_response, sft_response.h): the policy learns to call and to read, not to print.
 #include "grpo/train/stage_runner.h"
 
 namespace grpo::train {

@@ -10,10 +10,12 @@ namespace grpo::train {
 
 TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prompts,
                             const std::vector<const std::vector<int64_t>*>& completions, int64_t pad_id,
-                            torch::Device device) {
+                            torch::Device device, const std::vector<const std::vector<uint8_t>*>& injected) {
   GRPO_REQUIRE(prompts.size() == completions.size(), "make_token_batch: ", prompts.size(), " prompts but ",
                completions.size(), " completions");
   GRPO_REQUIRE(!prompts.empty(), "make_token_batch: empty batch");
+  GRPO_REQUIRE(injected.empty() || injected.size() == completions.size(), "make_token_batch: ", injected.size(),
+               " tool masks for ", completions.size(), " completions");
   const int64_t B = static_cast<int64_t>(prompts.size());
   int64_t P = 0, C = 1;  // C >= 1 keeps shapes valid when every completion is empty
   for (int64_t i = 0; i < B; ++i) {
@@ -32,6 +34,10 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
   for (int64_t i = 0; i < B; ++i) {
     const auto& p = *prompts[i];
     const auto& c = *completions[i];
+    const std::vector<uint8_t>* inj = injected.empty() ? nullptr : injected[static_cast<size_t>(i)];
+    GRPO_REQUIRE(!inj || inj->empty() || inj->size() == c.size(), "make_token_batch: row ", i, " has a tool mask of ",
+                 inj ? inj->size() : 0, " for ", c.size(), " completion tokens");
+    if (inj && inj->empty()) inj = nullptr;
     int64_t off = P - static_cast<int64_t>(p.size());
     for (size_t j = 0; j < p.size(); ++j) {
       ia[i][off + static_cast<int64_t>(j)] = p[j];
@@ -41,7 +47,7 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
       ia[i][P + static_cast<int64_t>(j)] = c[j];
       ma[i][P + static_cast<int64_t>(j)] = 1;
       ca[i][static_cast<int64_t>(j)] = c[j];
-      cm[i][static_cast<int64_t>(j)] = 1.0f;
+      cm[i][static_cast<int64_t>(j)] = inj && (*inj)[j] ? 0.0f : 1.0f;  // injected: context only
     }
   }
   return {ids.to(device), mask.to(device), cids.to(device), cmask.to(device), P};

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "grpo/config/rollout_config.h"
+
 namespace grpo::reward {
 
 /// One row to score.
@@ -24,7 +26,18 @@ struct RewardInput {
   /// Length of the completion in tokens; 0 means unknown (the length reward then estimates
   /// bytes/4, rounded up).
   int64_t completion_tokens = 0;
+  /// Rollouts with tools (rollout.tools): the strings that open and close a tool's output in the
+  /// completion ("<output>", "</output>"); both empty when no tool was on. `completion` is the
+  /// whole transcript (what python/http rewards see); the answer-reading functions (math_answer,
+  /// countdown, format) read it with those spans removed (policy_text()), so an answer the
+  /// interpreter printed counts only when the model restates it in its own text.
+  std::string tool_output_open = {}, tool_output_close = {};
 };
+
+/// Sets row.tool_output_open / close from rollout.tools: output_prefix and output_suffix without
+/// their surrounding whitespace ("\n<output>\n" -> "<output>"), since the decoded transcript may
+/// space a token boundary differently; both left empty when no tool is on.
+void set_tool_output_markers(RewardInput& row, const config::ToolsConfig& tools);
 
 /// The scores of one reward function over a batch. All vectors have the batch's size.
 struct RewardScores {

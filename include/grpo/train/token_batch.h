@@ -20,11 +20,15 @@ struct TokenBatch {
 };
 
 /// Builds the batch on `device`. Rows i take prompts[i] and completions[i]; a completion may be
-/// empty (its mask row is all zero). Throws grpo::InputError when the lists differ in length or a
-/// prompt is empty.
+/// empty (its mask row is all zero). `injected` (empty, or one entry per row, each null or of the
+/// completion's length): tokens a tool put into the completion (rollout::Completion::tool_mask,
+/// 1 = injected). They stay in input_ids and attention_mask (the policy reads them as context) but
+/// get completion_mask 0: they are not the policy's actions, so the loss, the KL, the entropy and
+/// every token count leave them out. Throws grpo::InputError when the lists differ in length, a
+/// prompt is empty or a mask's length is not its completion's.
 TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prompts,
                             const std::vector<const std::vector<int64_t>*>& completions, int64_t pad_id,
-                            torch::Device device);
+                            torch::Device device, const std::vector<const std::vector<uint8_t>*>& injected = {});
 
 /// Per-token log-probs (and entropies) of the completion tokens under `model`:
 ///   logp[b, j] = log_softmax(logits(h[b, P + j - 1]) / temperature)[completion_ids[b, j]]
