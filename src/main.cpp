@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   grpo::cli::register_config_commands(app);
   grpo::cli::register_model_commands(app);
   grpo::cli::register_train_commands(app);
+  grpo::cli::register_plan_commands(app);
   grpo::cli::register_tokenizer_commands(app);
   grpo::cli::register_generate_commands(app);
   grpo::cli::register_eval_commands(app);

@@ -35,6 +35,9 @@ void register_eval_commands(CLI::App& app);
 /// `grpo launch --nproc N -- <subcommand> ...`: N local data-parallel worker processes.
 void register_launch_commands(CLI::App& app);
 
+/// `grpo plan CONFIG`: per-GPU memory of a GRPO step by part, for each sharding mode.
+void register_plan_commands(CLI::App& app);
+
 /// `grpo train`, `grpo sft`, `grpo data`: the training pipeline.
 void register_train_commands(CLI::App& app);
 
