@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -15,6 +16,8 @@
 #include "grpo/util/error.h"
 #include "prefill.h"
 #include "step_sampler.h"
+#include "tool_call_parser.h"
+#include "tool_runner.h"
 
 namespace grpo::rollout {
 
@@ -61,7 +64,27 @@ struct RunContext {
   const std::function<void(int64_t, int64_t)>& progress;
   bool penalty;  // a repetition penalty: keep the [slots, V] "seen" mask
   bool bf16;     // forwards under CPU bf16 autocast, bf16 KV cache (bf16_forward.h)
+  const config::ToolsConfig& tools;
+  const ToolExecutor* tool_exec;  // null: tools off
+  const tok::Tokenizer& tok;
+  const std::function<int64_t(int64_t, int64_t)>& force;  // set_forced_tokens_for_testing
+  double temperature;
 };
+
+// A scripted policy (tests): replaces the draws of the rows whose completion force() scripts; the
+// logprob is the policy's for the forced token (log_softmax(logits / T), raw logits when T == 0).
+// logits [n, V]; outs[k], positions[k]: row k's completion (-1: leave the row) and token position.
+void apply_forced(const RunContext& c, const torch::Tensor& logits, const std::vector<int64_t>& outs,
+                  const std::vector<int64_t>& positions, StepDraws& draws) {
+  if (!c.force) return;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const int64_t t = outs[k] < 0 ? -1 : c.force(outs[k], positions[k]);
+    if (t < 0) continue;
+    auto row = logits[static_cast<int64_t>(k)].to(torch::kFloat32);
+    draws.ids[k] = t;
+    draws.logprobs[k] = (c.temperature > 0 ? row / c.temperature : row).log_softmax(-1)[t].item<float>();
+  }
+}
 
 // One generate() call: the scheduler decides which completions hold which slots; this class keeps
 // the KV cache, the sequences, their pending tokens and the "seen" mask in slot order, applying
@@ -84,6 +107,7 @@ class GenerateRun {
   std::vector<Completion> run() {
     while (true) {
       const bool admitted = admit();
+      if (runner_) resume_tools();
       compact();
       if (c_.progress) c_.progress(n_finished_, static_cast<int64_t>(results_.size()));
       if (seqs_.empty()) {
@@ -91,23 +115,35 @@ class GenerateRun {
         GRPO_CHECK(admitted, "scheduler made no progress");
         continue;
       }
-      decode_step();
+      if (sched_.running() > 0) decode_step();
     }
     return std::move(results_);
   }
 
  private:
+  enum class Step { GO, DONE, CALL };  // what a token did to its completion
   bool admit();
+  void resume_tools();
+  void inject(int64_t slot, ToolResult result);
   void install(Prefill& pf, const Placement& placement, std::vector<Sequence>& seqs, const std::vector<int64_t>& rows,
                const std::vector<int64_t>& tokens);
   void compact();
   void decode_step();
 
-  // Appends a drawn token to the completion `out`; counts it when that finishes it.
-  bool append(int64_t out, Sequence& s, int64_t token, float logprob) {
+  // Appends a drawn token to the completion `out`; counts it when that finishes it; CALL when it
+  // closes a tool call (rollout.tools) that is to run.
+  Step append(int64_t out, Sequence& s, int64_t token, float logprob) {
     const bool done = c_.builder.append(results_[out], s, token, logprob);
     n_finished_ += done;
-    return done;
+    if (done) return Step::DONE;
+    if (!c_.tool_exec || s.tool.calls >= c_.tools.max_tool_calls) return Step::GO;
+    const auto call = parser_.find(s.dec->text(), s.tool);
+    if (!call) return Step::GO;
+    const std::string& text = s.dec->text();
+    s.tool.ticket = runner_->submit({c_.tools.enabled.front(), text.substr(call->code_begin, call->code_end - call->code_begin)});
+    issued_[s.tool.ticket] = Clock::now();
+    ++s.tool.calls;
+    return Step::CALL;
   }
 
   const RunContext& c_;
@@ -124,6 +160,10 @@ class GenerateRun {
   std::vector<Sequence> seqs_;           // per slot
   std::vector<int64_t> pending_;         // per slot: the sampled token not yet fed to the model
   torch::Tensor seen_;                   // [slots, V] bool, only with a repetition penalty
+  ToolCallParser parser_{c_.tools};
+  std::unique_ptr<ToolRunner> runner_ =
+      c_.tool_exec ? std::make_unique<ToolRunner>(*c_.tool_exec, c_.tools.num_workers) : nullptr;
+  std::map<int64_t, Clock::time_point> issued_;  // per ticket in flight: when its call was issued
 };
 
 // Admission: prefills the chunks the scheduler admits, draws each new completion's first token
@@ -143,20 +183,97 @@ bool GenerateRun::admit() {
       streams.push_back(substream_seed(prompt_seeds_[ch.prompt], static_cast<uint64_t>(j)));
       counters.push_back(0);
     }
-  const StepDraws draws = c_.sampler(pf.logits, pf.seen, streams, counters);
+  StepDraws draws = c_.sampler(pf.logits, pf.seen, streams, counters);
+  apply_forced(c_, pf.logits, outs, std::vector<int64_t>(outs.size(), 0), draws);
   // New rows that survive their first token go on slots.
   std::vector<int64_t> survivors, rows, tokens;  // completion index, new row, pending token
   std::vector<Sequence> seqs;
+  std::vector<bool> calls;  // per survivor: its first token closed a tool call
   for (size_t k = 0; k < outs.size(); ++k) {
     Sequence s = c_.builder.start(plan_.max_new[chunks[pf.chunk_of[k]].prompt], streams[k]);
-    if (append(outs[k], s, draws.ids[k], draws.logprobs[k])) continue;
+    const Step step = append(outs[k], s, draws.ids[k], draws.logprobs[k]);
+    if (step == Step::DONE) continue;
+    calls.push_back(step == Step::CALL);
     survivors.push_back(outs[k]);
     rows.push_back(static_cast<int64_t>(k));
     tokens.push_back(draws.ids[k]);
     seqs.push_back(std::move(s));
   }
-  install(pf, sched_.place(survivors), seqs, rows, tokens);
+  const Placement placement = sched_.place(survivors);
+  install(pf, placement, seqs, rows, tokens);
+  for (size_t q = 0; q < calls.size(); ++q)
+    if (calls[q]) sched_.pause(placement.slots[q]);
   return true;
+}
+
+// Injects the tool results that are ready, in slot order. Blocks for one when no slot can decode
+// (all live sequences wait), and for all of them without rollout.tools.overlap (so which step
+// injects a result never depends on thread timing).
+void GenerateRun::resume_tools() {
+  std::vector<int64_t> waiting;  // tickets of the paused slots
+  for (int64_t s = 0; s < sched_.held(); ++s)
+    if (sched_.state(s) == SlotState::PAUSED) waiting.push_back(seqs_[s].tool.ticket);
+  if (waiting.empty()) return;
+  if (c_.tools.overlap && sched_.running() == 0) runner_->wait_any(waiting);
+  for (int64_t s = 0; s < sched_.held(); ++s) {
+    if (sched_.state(s) != SlotState::PAUSED) continue;
+    const int64_t ticket = seqs_[s].tool.ticket;
+    if (c_.tools.overlap && !runner_->ready(ticket)) continue;
+    inject(s, runner_->take(ticket));
+  }
+}
+
+// Appends a call's result to the paused sequence in `slot`: its pending token (the one that closed
+// the call) and the result's tokens go through the model on a one-row copy of its cache row, the
+// next token is drawn from the last position, and the slot runs again (or finishes).
+void GenerateRun::inject(int64_t slot, ToolResult result) {
+  const int64_t out = sched_.seq(slot);
+  Sequence& s = seqs_[slot];
+  Completion& c = results_[out];
+  const Clock::time_point issued = issued_.at(s.tool.ticket);
+  issued_.erase(s.tool.ticket);
+  s.tool.ticket = -1;
+  ++c.tool_calls;
+  c.tool_errors += result.outcome == ToolOutcome::ERROR;
+  c.tool_timeouts += result.outcome == ToolOutcome::TIMEOUT;
+  ++c_.stats.tool_calls;
+  c_.stats.tool_run_seconds += result.run_seconds;
+  const std::vector<int64_t> ids = tool_result_tokens(c_.tok, c_.tools, result.body);
+  const size_t before = c.token_ids.size();
+  const bool full = c_.builder.inject(c, s, ids);
+  const int64_t n = static_cast<int64_t>(c.token_ids.size() - before);
+  c_.stats.injected_tokens += n;
+  if (full) {
+    ++n_finished_;
+    sched_.finish(slot);
+    c_.stats.tool_latency_seconds += seconds_since(issued);
+    return;
+  }
+  std::vector<int64_t> feed = {pending_[slot]};
+  feed.insert(feed.end(), ids.begin(), ids.begin() + n);
+  auto feed_t = torch::tensor(feed, torch::kInt64).to(device_).view({1, -1});  // [1, n + 1]
+  model::KVCache row(model_->spec(), 1, cache_->capacity(), rollout_cache_dtype(model_, c_.bf16), device_);
+  row.copy_row(0, *cache_, slot);
+  auto hidden = rollout_forward(model_, feed_t, {}, &row, c_.bf16).hidden;  // [1, n + 1, D]
+  cache_->copy_row(slot, row, 0);
+  auto logits = c_.head(hidden.select(1, hidden.size(1) - 1));  // [1, V]
+  torch::Tensor seen;
+  if (c_.penalty) {
+    seen_[slot].scatter_(0, feed_t[0], true);
+    seen = seen_.narrow(0, slot, 1);
+  }
+  const int64_t pos = static_cast<int64_t>(c.token_ids.size());
+  StepDraws draws = c_.sampler(logits, seen, {s.stream}, {static_cast<uint64_t>(pos)});
+  apply_forced(c_, logits, {out}, {pos}, draws);
+  c_.stats.tool_latency_seconds += seconds_since(issued);
+  sched_.resume(slot);
+  const Step step = append(out, s, draws.ids[0], draws.logprobs[0]);
+  if (step == Step::DONE) {
+    sched_.finish(slot);
+    return;
+  }
+  pending_[slot] = draws.ids[0];
+  if (step == Step::CALL) sched_.pause(slot);
 }
 
 // Puts the placed sequences on their slots: the cache rows of their prompts (pf.cache row
@@ -222,20 +339,35 @@ void GenerateRun::decode_step() {
   c_.stats.peak_batch = std::max(c_.stats.peak_batch, B);
   c_.stats.peak_cache_tokens = std::max(c_.stats.peak_cache_tokens, cache_->batch() * plan_.capacity);
   auto step_ids = torch::tensor(pending_, torch::kInt64).to(device_).view({B, 1});  // [B, 1]
-  if (c_.penalty) seen_.scatter_(1, step_ids, true);
-  auto out = rollout_forward(model_, step_ids, {}, &*cache_, c_.bf16);
+  if (c_.penalty) seen_.scatter_(1, step_ids, true);  // a paused row's pending token is fed at its resume
+  // Paused rows (a tool call runs) are masked: their cache rows do not advance.
+  torch::Tensor mask;  // [B, 1] int64, only while a row is paused
+  if (sched_.paused() > 0) {
+    std::vector<int64_t> live(static_cast<size_t>(B));
+    for (int64_t s = 0; s < B; ++s) live[s] = sched_.state(s) == SlotState::RUNNING;
+    mask = torch::tensor(live, torch::kInt64).to(device_).view({B, 1});
+  }
+  auto out = rollout_forward(model_, step_ids, mask, &*cache_, c_.bf16);
   auto logits = c_.head(out.hidden.select(1, 0));  // [B, V] float32 (the head runs outside autocast)
   std::vector<uint64_t> streams(static_cast<size_t>(B)), counters(static_cast<size_t>(B));
   for (int64_t s = 0; s < B; ++s) {
     streams[s] = seqs_[s].stream;
     counters[s] = results_[sched_.seq(s)].token_ids.size();  // tokens drawn so far
   }
-  const StepDraws draws = c_.sampler(logits, seen_, streams, counters);
+  StepDraws draws = c_.sampler(logits, seen_, streams, counters);
+  if (c_.force) {
+    std::vector<int64_t> outs(static_cast<size_t>(B)), pos(counters.begin(), counters.end());
+    for (int64_t s = 0; s < B; ++s) outs[s] = sched_.state(s) == SlotState::RUNNING ? sched_.seq(s) : -1;
+    apply_forced(c_, logits, outs, pos, draws);
+  }
   for (int64_t s = 0; s < B; ++s) {
-    if (append(sched_.seq(s), seqs_[s], draws.ids[s], draws.logprobs[s]))
+    if (sched_.state(s) != SlotState::RUNNING) continue;  // paused: its draw is dropped
+    const Step step = append(sched_.seq(s), seqs_[s], draws.ids[s], draws.logprobs[s]);
+    if (step == Step::DONE)
       sched_.finish(s);
     else
       pending_[s] = draws.ids[s];
+    if (step == Step::CALL) sched_.pause(s);
   }
   ++c_.stats.decode_steps;
   c_.stats.decoded_rows += B;
@@ -267,7 +399,19 @@ RolloutEngine::RolloutEngine(model::Transformer model, const tok::Tokenizer& tok
 
 RolloutEngine::RolloutEngine(model::Transformer model, const tok::Tokenizer& tokenizer, const config::RolloutConfig& cfg)
     : RolloutEngine(std::move(model), tokenizer, SamplingParams::from_config(cfg),
-                    EngineLimits{cfg.max_batch_size, cfg.kv_cache_budget_tokens}) {}
+                    EngineLimits{cfg.max_batch_size, cfg.kv_cache_budget_tokens}) {
+  if (cfg.tools.on()) set_tools(cfg.tools);
+}
+
+void RolloutEngine::set_tools(const config::ToolsConfig& cfg, std::shared_ptr<const ToolExecutor> exec) {
+  validate_tools(cfg);
+  tools_ = cfg;
+  if (!cfg.on()) {
+    tool_exec_.reset();
+    return;
+  }
+  tool_exec_ = exec ? std::move(exec) : std::shared_ptr<const ToolExecutor>(make_python_tool(cfg));
+}
 
 std::vector<Completion> RolloutEngine::generate_text(const std::vector<std::string>& prompts, int num_generations,
                                                      uint64_t seed) {
@@ -325,9 +469,10 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   if (packed_.dtype() != linear_dtype) packed_ = model::PackedWeights(linear_dtype);
   model::PackedWeightsScope packed_scope(pack && model::PackedWeights::available() ? &packed_ : nullptr);
 
-  const CompletionBuilder builder(params_, eos_ids_, *tok_);
+  const CompletionBuilder builder(params_, eos_ids_, *tok_, tool_exec_ != nullptr);
   const StepSampler sampler(params_, model_->spec().vocab_size, tok_->vocab_size());
-  const RunContext ctx{model_, *head_, builder, sampler, stats_, progress_, params_.repetition_penalty != 1.0, bf16};
+  const RunContext ctx{model_,  *head_, builder, sampler, stats_, progress_, params_.repetition_penalty != 1.0,
+                       bf16,    tools_, tool_exec_.get(), *tok_, force_, params_.temperature};
   GenerateRun run(ctx, prompt_ids, num_generations, prompt_seeds, plan, limits);
   auto results = run.run();
   for (const auto& c : results) stats_.completion_tokens += c.completion_length;

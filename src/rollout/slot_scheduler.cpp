@@ -36,7 +36,7 @@ std::vector<Chunk> SlotScheduler::admit() {
   int64_t n_new = 0;
   while (!queue_.empty()) {
     const Chunk& ch = queue_.front();
-    const int64_t rows_after = running_ + n_new + ch.count;
+    const int64_t rows_after = running_ + paused_ + n_new + ch.count;
     const int64_t n_prefill = static_cast<int64_t>(admitted.size()) + 1;
     // Free slots still hold their cache rows until compaction: the cache is max(held, rows after)
     // rows while the prefill rows exist.
@@ -72,10 +72,26 @@ Placement SlotScheduler::place(const std::vector<int64_t>& seqs) {
 }
 
 void SlotScheduler::finish(int64_t slot) {
-  GRPO_CHECK(slot >= 0 && slot < held() && slots_[slot].state == SlotState::RUNNING, "finish: slot ", slot,
-             " is not running");
+  GRPO_CHECK(slot >= 0 && slot < held() && slots_[slot].state != SlotState::FREE, "finish: slot ", slot,
+             " is free");
+  --(slots_[slot].state == SlotState::RUNNING ? running_ : paused_);
   slots_[slot] = {SlotState::FREE, -1};
+}
+
+void SlotScheduler::pause(int64_t slot) {
+  GRPO_CHECK(slot >= 0 && slot < held() && slots_[slot].state == SlotState::RUNNING, "pause: slot ", slot,
+             " is not running");
+  slots_[slot].state = SlotState::PAUSED;
   --running_;
+  ++paused_;
+}
+
+void SlotScheduler::resume(int64_t slot) {
+  GRPO_CHECK(slot >= 0 && slot < held() && slots_[slot].state == SlotState::PAUSED, "resume: slot ", slot,
+             " is not paused");
+  slots_[slot].state = SlotState::RUNNING;
+  ++running_;
+  --paused_;
 }
 
 std::vector<int64_t> SlotScheduler::compact() {

@@ -13,11 +13,11 @@ StopMatcher::StopMatcher(std::vector<std::string> stops) : stops_(std::move(stop
   }
 }
 
-int64_t StopMatcher::find(const std::string& text, size_t old_size) const {
+int64_t StopMatcher::find(const std::string& text, size_t old_size, size_t floor) const {
   int64_t best = -1;
   for (const auto& s : stops_) {
     // An occurrence that ended within the old text was reported by an earlier call.
-    const size_t from = old_size + 1 > s.size() ? old_size + 1 - s.size() : 0;
+    const size_t from = std::max(floor, old_size + 1 > s.size() ? old_size + 1 - s.size() : size_t{0});
     const size_t pos = text.find(s, from);
     if (pos != std::string::npos && (best < 0 || static_cast<int64_t>(pos) < best)) best = static_cast<int64_t>(pos);
   }

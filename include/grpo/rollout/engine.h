@@ -31,6 +31,7 @@
 #include "grpo/rollout/completion.h"
 #include "grpo/rollout/decode_head.h"
 #include "grpo/rollout/sampling_params.h"
+#include "grpo/rollout/tools.h"
 
 namespace grpo::tok {
 class Tokenizer;
@@ -48,6 +49,10 @@ struct RolloutStats {
   int64_t peak_cache_tokens = 0;  // largest (rows x capacity) held
   double prefill_seconds = 0.0;   // wall time in prefill forwards
   double decode_seconds = 0.0;    // wall time in everything else
+  int64_t tool_calls = 0;         // tool calls run (rollout.tools)
+  int64_t injected_tokens = 0;    // tool-result tokens appended (included in completion_tokens)
+  double tool_run_seconds = 0.0;  // sum over calls of the run itself (ToolResult::run_seconds)
+  double tool_latency_seconds = 0.0;  // sum over calls of call issued -> its result's tokens in the cache
 };
 
 /// Limits of the scheduler (from the rollout: section).
@@ -96,6 +101,17 @@ class RolloutEngine {
   /// Whether generate() runs in bf16: set_bf16(true) and the model is on the CPU.
   bool bf16_active() const;
 
+  /// Tool calls during generation (rollout.tools, docs/rollout.md; tools.h). The config constructor
+  /// calls set_tools(cfg.tools) when cfg.tools.enabled is not empty, which builds the sandbox-backed
+  /// `python` tool; `exec` replaces it (tests, other tools). cfg is validated (validate_tools);
+  /// an empty cfg.enabled turns tools off.
+  void set_tools(const config::ToolsConfig& cfg, std::shared_ptr<const ToolExecutor> exec = nullptr);
+  const config::ToolsConfig& tools() const { return tools_; }
+
+  /// Tests only (a scripted policy): when set, the token of completion `c` at position `t` is
+  /// force(c, t) instead of a draw whenever that is >= 0; its logprob is the policy's for it.
+  void set_forced_tokens_for_testing(std::function<int64_t(int64_t c, int64_t t)> force) { force_ = std::move(force); }
+
   /// Called after each step with (finished completions so far, total completions); for progress bars.
   void set_progress_callback(std::function<void(int64_t, int64_t)> cb) { progress_ = std::move(cb); }
 
@@ -119,6 +135,9 @@ class RolloutEngine {
   model::PackedWeights packed_;       // packed layer weights (CPU float32 or bf16), repacked when they change
   bool bf16_ = false;                 // set_bf16()
   std::function<void(int64_t, int64_t)> progress_;
+  config::ToolsConfig tools_;                   // set_tools(); off by default
+  std::shared_ptr<const ToolExecutor> tool_exec_;  // when tools_.on()
+  std::function<int64_t(int64_t, int64_t)> force_;
 };
 
 }  // namespace grpo::rollout

@@ -10,9 +10,9 @@
 //    row per admitted chunk) fit in budget_rows;
 //  - a finished sequence frees its slot; place() refills free slots in ascending order before it
 //    appends new slots at the end; compact() drops the slots left free, keeping order.
-// A slot's state is an enum so that a tool rollout can add a PAUSED state (a sequence that keeps
-// its cache row but is not decoded while a tool runs): compact() would keep it like a RUNNING
-// slot, and the decode step would take the running slots only.
+// A PAUSED slot (a tool call of its sequence runs, rollout.tools) keeps its cache row and its place
+// in the batch: compact() keeps it, admit() counts it as a live row, the decode step feeds it no
+// token (a masked row).
 #include <cstdint>
 #include <deque>
 #include <vector>
@@ -42,6 +42,7 @@ struct SlotLimits {
 enum class SlotState {
   FREE,     // its sequence finished; refilled by place() or dropped by compact()
   RUNNING,  // decoded every step
+  PAUSED,   // waits for a tool result: holds its row, not decoded
 };
 
 /// Where place() put the sequences it was given.
@@ -65,15 +66,19 @@ class SlotScheduler {
   /// slots in ascending order first, then new slots at the end.
   Placement place(const std::vector<int64_t>& seqs);
 
-  /// The sequence in `slot` (RUNNING) finished: the slot becomes FREE.
+  /// The sequence in `slot` (RUNNING or PAUSED) finished: the slot becomes FREE.
   void finish(int64_t slot);
+  /// RUNNING -> PAUSED (a tool call started) and back (its result was injected).
+  void pause(int64_t slot);
+  void resume(int64_t slot);
 
   /// Drops the FREE slots. Returns the old index of each slot kept, in order (its new index is its
   /// position in the list): the rows of the cache to keep.
   std::vector<int64_t> compact();
 
   int64_t held() const { return static_cast<int64_t>(slots_.size()); }  // slots (cache rows)
-  int64_t running() const { return running_; }
+  int64_t running() const { return running_; }  // RUNNING slots
+  int64_t paused() const { return paused_; }    // PAUSED slots
   SlotState state(int64_t slot) const;
   /// The sequence id in `slot`, or -1 when it is FREE.
   int64_t seq(int64_t slot) const;
@@ -90,6 +95,7 @@ class SlotScheduler {
   std::deque<Chunk> queue_;
   std::vector<Slot> slots_;
   int64_t running_ = 0;
+  int64_t paused_ = 0;
 };
 
 }  // namespace grpo::rollout

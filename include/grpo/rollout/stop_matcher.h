@@ -16,8 +16,9 @@ class StopMatcher {
   bool empty() const { return stops_.empty(); }
 
   /// `text` is the whole text so far, of which the first `old_size` bytes were seen by earlier
-  /// calls. Returns the byte offset where the earliest stop string starts, or -1.
-  int64_t find(const std::string& text, size_t old_size) const;
+  /// calls. Returns the byte offset where the earliest stop string starts at or after `floor`
+  /// (text before it was injected by a tool and cannot hold a stop string), or -1.
+  int64_t find(const std::string& text, size_t old_size, size_t floor = 0) const;
 
  private:
   std::vector<std::string> stops_;

@@ -1,0 +1,98 @@
+// The sandbox-backed `python` tool (tools.h): one fresh sandbox run per call, its outcome turned
+// into the text the model sees.
+#include <string>
+
+#include "grpo/reward/sandbox.h"
+#include "grpo/rollout/tools.h"
+
+namespace grpo::rollout {
+
+namespace {
+
+// The last `n` bytes of s, starting on a UTF-8 character boundary (a traceback ends with the error).
+std::string tail(const std::string& s, size_t n) {
+  if (s.size() <= n) return s;
+  size_t from = s.size() - n;
+  while (from < s.size() && (static_cast<unsigned char>(s[from]) & 0xC0) == 0x80) ++from;
+  return "..." + s.substr(from);
+}
+
+std::string join(const std::string& out, const std::string& more) {
+  if (out.empty()) return more;
+  return out.back() == '\n' ? out + more : out + "\n" + more;
+}
+
+class PythonTool : public ToolExecutor {
+ public:
+  PythonTool(const config::ToolsConfig& cfg, std::vector<std::string> args)
+      : cfg_(cfg), sandbox_(sandbox_config(cfg)), args_(std::move(args)) {}
+
+  ToolResult run(const ToolCall& call) const override {
+    reward::SandboxRequest req;
+    req.language = config::CodeLanguage::PYTHON;
+    req.source = call.code;
+    req.args = args_;
+    const reward::SandboxResult r = sandbox_.run(req);
+    ToolResult out;
+    out.run_seconds = r.wall_s;
+    std::string body = r.stdout_data;
+    if (r.stdout_truncated) body = join(body, "[output truncated at " + std::to_string(cfg_.max_output_bytes) + " bytes]");
+    const std::string err = tail(r.stderr_data, static_cast<size_t>(cfg_.max_output_bytes));
+    using S = reward::SandboxStatus;
+    switch (r.status) {
+      case S::OK: break;
+      case S::TIMEOUT:
+        out.outcome = ToolOutcome::TIMEOUT;
+        body = join(body, "TimeoutError: the program ran longer than " + seconds(cfg_.timeout_s) + " s");
+        break;
+      case S::OUTPUT_LIMIT:  // the flood was drained; the program may still have ended well
+        if (r.exit_code != 0) out.outcome = ToolOutcome::ERROR;
+        if (r.exit_code != 0 && !err.empty()) body = join(body, err);
+        break;
+      case S::MEMORY_LIMIT:
+        out.outcome = ToolOutcome::ERROR;
+        body = join(body, err.empty() ? "MemoryError: the program went past " + std::to_string(cfg_.memory_mb) + " MiB" : err);
+        break;
+      case S::SANDBOX_ERROR:
+        out.outcome = ToolOutcome::ERROR;
+        body = join(body, "SandboxError: " + r.error);
+        break;
+      default:  // FAILED, KILLED_BY_SIGNAL
+        out.outcome = ToolOutcome::ERROR;
+        body = join(body, err.empty() ? "Error: the program " + std::string(r.signal ? "was killed by signal " + std::to_string(r.signal)
+                                                                                        : "exited with code " + std::to_string(r.exit_code))
+                                      : err);
+    }
+    out.body = std::move(body);
+    return out;
+  }
+
+ private:
+  static config::SandboxConfig sandbox_config(const config::ToolsConfig& cfg) {
+    config::SandboxConfig c;
+    c.num_workers = cfg.num_workers;
+    c.wall_time_s = cfg.timeout_s;
+    c.cpu_time_s = cfg.timeout_s;
+    c.memory_mb = cfg.memory_mb;
+    c.max_output_bytes = cfg.max_output_bytes;
+    return c;
+  }
+  static std::string seconds(double s) {
+    std::string t = std::to_string(s);
+    while (t.size() > 1 && t.back() == '0') t.pop_back();
+    if (!t.empty() && t.back() == '.') t.pop_back();
+    return t;
+  }
+
+  config::ToolsConfig cfg_;
+  reward::Sandbox sandbox_;
+  std::vector<std::string> args_;
+};
+
+}  // namespace
+
+std::unique_ptr<ToolExecutor> make_python_tool(const config::ToolsConfig& cfg, std::vector<std::string> args) {
+  return std::make_unique<PythonTool>(cfg, std::move(args));
+}
+
+}  // namespace grpo::rollout

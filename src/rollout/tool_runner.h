@@ -1,0 +1,51 @@
+#pragma once
+// Internal to the rollout engine (not a public header): runs tool calls on a few threads of its own
+// while the engine keeps decoding, and hands each result back by ticket. The engine decides when
+// to take a result (and so which step injects it); the threads only decide when it is ready.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "grpo/rollout/tools.h"
+
+namespace grpo::rollout {
+
+class ToolRunner {
+ public:
+  /// `exec` must outlive the runner; threads start with the first submit().
+  ToolRunner(const ToolExecutor& exec, int num_workers) : exec_(&exec), workers_(num_workers) {}
+  /// Waits for the calls in flight (a sandbox run is tied to the thread that started it).
+  ~ToolRunner();
+  ToolRunner(const ToolRunner&) = delete;
+  ToolRunner& operator=(const ToolRunner&) = delete;
+
+  /// Queues `call`; returns its ticket.
+  int64_t submit(ToolCall call);
+  /// Whether the result of `ticket` is ready (not taken yet).
+  bool ready(int64_t ticket);
+  /// Blocks until `ticket`'s result is ready, removes and returns it.
+  ToolResult take(int64_t ticket);
+  /// Blocks until at least one of `tickets` is ready.
+  void wait_any(const std::vector<int64_t>& tickets);
+
+ private:
+  void work();
+
+  const ToolExecutor* exec_;
+  int workers_;
+  std::mutex mu_;
+  std::condition_variable cv_job_, cv_done_;
+  std::deque<std::pair<int64_t, ToolCall>> jobs_;
+  std::map<int64_t, ToolResult> done_;
+  std::vector<std::thread> threads_;
+  int64_t next_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace grpo::rollout
