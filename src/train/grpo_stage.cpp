@@ -169,13 +169,20 @@ GrpoStage::Draws GrpoStage::draw_groups(int64_t B, StepMetrics& m, const RollCtx
   double t_rollout = 0, t_reward = 0;
   for (int round = 0;; ++round) {
     Draw d;
+    const data::LoaderPosition before = loader_->position();
     draw_prompts(d, B);
     auto t0 = std::chrono::steady_clock::now();
-    rollout_tokens += roll_out(d, round, B, ctx);
-    t_rollout += seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
-    score(d, ctx);
-    t_reward += seconds_since(t0);
+    if (rollout_world_) {  // a rollout rank samples and scores (time/rollout holds both)
+      remote_roll_out(d, round, B, ctx, before);
+      for (const auto& c : d.completions) rollout_tokens += c.completion_length;
+      t_rollout += seconds_since(t0);
+    } else {
+      rollout_tokens += roll_out(d, round, B, ctx);
+      t_rollout += seconds_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      score(d, ctx);
+      t_reward += seconds_since(t0);
+    }
     d.keep.assign(static_cast<size_t>(B), true);
     if (dynamic) out.dropped += drop_zero_variance_groups(d);
     for (bool k : d.keep) out.kept += k;
@@ -220,6 +227,7 @@ int64_t GrpoStage::roll_out(Draw& d, int round, int64_t B, const RollCtx& ctx) {
     seeds.push_back(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), int64_t(round) * B * world + rank * B + i,
                                       static_cast<uint64_t>(ctx.generation)));
   d.completions = ctx.engine->generate(d.prompt_ids, cfg_.grpo.num_generations, seeds);
+  ++local_rollouts_;
   if (own) policy_.model->train();
   return ctx.engine->last_stats().completion_tokens;
 }

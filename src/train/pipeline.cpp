@@ -9,6 +9,7 @@
 #include "grpo/data/tasks.h"
 #include "grpo/dist/distributed.h"
 #include "grpo/dist/fingerprint.h"
+#include "grpo/dist/rollout_ranks.h"
 #include "grpo/model/apply_kernels.h"
 #include "grpo/reward/reward_set.h"
 #include "grpo/tokenizer/sentencepiece_tokenizer.h"
@@ -153,6 +154,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
   if (cfg.trainer.num_threads > 0) torch::set_num_threads(cfg.trainer.num_threads);
   auto ddp = dist::Distributed::create(cfg.distributed, cfg.model.device);
   const bool is_main = ddp->is_main();
+  if (cfg.distributed.rollout_ranks > 0) dist::RankRoles(ddp->world_size(), cfg.distributed.rollout_ranks);  // refuse early
 
   if (is_main) {
     if (opts.overwrite && sfs::exists(out)) sfs::remove_all(out);
@@ -255,11 +257,50 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
     std::unique_ptr<data::Dataset> eval_data;
     if (!cfg.data.eval_file.empty()) eval_data = load_prompt_dataset(cfg.data.eval_file, cfg, policy);
 
+    // distributed.rollout_ranks (GRPO stages; SFT stays data parallel on every rank): the last rank
+    // only generates and scores for the trainer, rank 0, which trains alone (no data-parallel group).
+    const bool rollout_split = st.kind == config::StageKind::GRPO && cfg.distributed.rollout_ranks > 0;
+    if (rollout_split) {
+      const dist::RankRoles roles(ddp->world_size(), cfg.distributed.rollout_ranks);
+      GRPO_REQUIRE(roles.num_trainers() == 1 && roles.rollout_ranks == 1, "distributed.rollout_ranks: ",
+                         roles.rollout_ranks, " with ", ddp->world_size(), " processes: only 1 rollout rank and 1 trainer "
+                         "(2 processes) are supported so far");
+      if (roles.is_rollout(ddp->rank())) {
+        GrpoStage server(scfg, ss, policy, nullptr, rewards, nullptr);
+        const bool interrupted = server.serve_rollouts(ddp, 0);
+        ddp->barrier();
+        if (interrupted) {
+          result.interrupted = true;
+          result.stages.push_back(report);
+          return result;
+        }
+        result.stages.push_back(report);
+        prev_final = final_dir.string();
+        continue;
+      }
+    }
     std::unique_ptr<StageRunner> runner;
     if (st.kind == config::StageKind::SFT) runner = std::make_unique<SftStage>(scfg, ss, policy, ddp);
-    else runner = std::make_unique<GrpoStage>(scfg, ss, policy, ddp, rewards, eval_data.get());
-    auto outcome = runner->run();
+    else if (!rollout_split) runner = std::make_unique<GrpoStage>(scfg, ss, policy, ddp, rewards, eval_data.get());
+    else {
+      auto grpo = std::make_unique<GrpoStage>(scfg, ss, policy, nullptr, rewards, eval_data.get());
+      grpo->set_rollout_rank(ddp, ddp->world_size() - 1);
+      runner = std::move(grpo);
+    }
+    StageOutcome outcome;
+    try {
+      outcome = runner->run();
+    } catch (...) {
+      if (rollout_split) static_cast<GrpoStage&>(*runner).stop_rollout_rank(true);
+      throw;
+    }
     report.steps = runner->step();
+    if (rollout_split) {
+      auto& grpo = static_cast<GrpoStage&>(*runner);
+      grpo.stop_rollout_rank(outcome == StageOutcome::INTERRUPTED);
+      log::info(str("rollout ranks: ", grpo.local_rollouts(), " generate calls on the trainer rank"));
+      if (outcome == StageOutcome::INTERRUPTED) ddp->barrier();  // the rollout rank waits there
+    }
     if (outcome == StageOutcome::INTERRUPTED) {
       result.interrupted = true;
       result.stages.push_back(report);

@@ -147,6 +147,7 @@ struct DistributedConfig {
   bool forward_prefetch = true;       // FSDP's forward_prefetch
   bool backward_prefetch = true;      // FSDP's backward_prefetch (BACKWARD_PRE when true, None when false)
   double shard_bucket_cap_mb = 25.0;
+  int rollout_ranks = 0;  // issue 22: dedicated rollout ranks (0 = off)
   template <class V> void visit(V& v) {
     v("backend", backend, "c10d backend: auto (nccl on CUDA, gloo on CPU), nccl or gloo.");
     v("timeout_s", timeout_s, "A collective that waits longer than this fails the run (a dead or hung rank).", greater_than(0));
@@ -157,6 +158,7 @@ struct DistributedConfig {
     v("forward_prefetch", forward_prefetch, "sharding full: start the next block's all-gather while this block computes its forward.");
     v("backward_prefetch", backward_prefetch, "sharding full: start the previous block's all-gather while this block computes its backward.");
     v("shard_bucket_cap_mb", shard_bucket_cap_mb, "sharding optimizer/full: parameters outside the decoder blocks (all of them with optimizer) are flattened into units of about this many MiB, each reduce-scattered and all-gathered as one collective.", greater_than(0));
+    v("rollout_ranks", rollout_ranks, "GRPO stages: the last N ranks only generate and score (with the trainer's weights, sent after each update), the others only train; 0 = every rank does both. Currently N = 1 with 2 processes (one trainer); checked at start against the world size.", at_least(0));
   }
 };
 

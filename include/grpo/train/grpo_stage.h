@@ -29,6 +29,16 @@ class GrpoStage : public StageRunner {
             const reward::RewardSet& rewards, const data::Dataset* eval_data);
   ~GrpoStage() override;
 
+  // distributed.rollout_ranks (issue 22, synchronous): the trainer (constructed with dist = null)
+  // asks rollout rank `rollout_rank` of `world` for every draw instead of sampling itself; the
+  // rollout rank's stage (also dist = null) runs serve_rollouts() until the trainer says stop.
+  void set_rollout_rank(std::shared_ptr<dist::Distributed> world, int rollout_rank);
+  /// Rollout rank: serves draws until stop; returns whether the trainer was interrupted.
+  bool serve_rollouts(std::shared_ptr<dist::Distributed> world, int trainer_rank);
+  /// Trainer: tells the rollout rank to stop serving.
+  void stop_rollout_rank(bool interrupted);
+  int64_t local_rollouts() const { return local_rollouts_; }  // engine_->generate calls on this rank
+
  protected:
   bool train_step(std::map<std::string, double>& metrics) override;
   nlohmann::json extra_state() const override;
@@ -73,6 +83,11 @@ class GrpoStage : public StageRunner {
   void log_completion_samples(const Generation& gen, const GroupBatch& batch) const;
   torch::Tensor no_grad_logprobs(model::Transformer& model, const TokenBatch& b);
   torch::Tensor reference_logprobs(const TokenBatch& b);  // ref_, or the LoRA base
+
+  void remote_roll_out(Draw& d, int round, int64_t B, const RollCtx& ctx, const data::LoaderPosition& before);
+  std::shared_ptr<dist::Distributed> rollout_world_;  // set on the trainer with rollout ranks
+  int rollout_rank_ = -1;
+  int64_t local_rollouts_ = 0;
 
   const reward::RewardSet& rewards_;
   const data::Dataset* eval_data_;
