@@ -3,7 +3,7 @@
 // generation index and step (the sampling seeds and the reward's trainer_state), then its weights;
 // the rollout rank draws the same prompts from the same position, samples them with the same seeds
 // (roll_out), scores them (score) and sends completions and rewards back (rollout_messages.h). So a
-// run with a rollout rank samples exactly what one process would (float32 on the CPU: bit for bit).
+// run with a rollout rank should sample what one process would (not yet checked against a 1-process run).
 #include <nlohmann/json.hpp>
 
 #include "grpo/dist/rollout_ranks.h"
