@@ -1,5 +1,6 @@
 // The sandbox-backed `python` tool (tools.h): one fresh sandbox run per call, its outcome turned
 // into the text the model sees.
+#include <algorithm>
 #include <string>
 
 #include "grpo/reward/sandbox.h"
@@ -16,6 +17,20 @@ std::string tail(const std::string& s, size_t n) {
   while (from < s.size() && (static_cast<unsigned char>(s[from]) & 0xC0) == 0x80) ++from;
   return "..." + s.substr(from);
 }
+
+// The first `n` bytes of s, ending on a UTF-8 character boundary (the injected text stays valid
+// UTF-8, so the transcript re-tokenises to the ids kept).
+std::string head(const std::string& s, size_t n) {
+  if (s.size() <= n) return s;
+  size_t to = n;
+  while (to > 0 && (static_cast<unsigned char>(s[to]) & 0xC0) == 0x80) --to;
+  return s.substr(0, to);
+}
+
+// What the sandbox captures per stream: more than the model is shown, so that the stderr tail (the
+// traceback's last line) and the sandbox's memory classification, which reads stderr, survive a
+// small max_output_bytes; the sandbox keeps the head of a stream, we cut to max_output_bytes here.
+constexpr int kCaptureBytes = 64 * 1024;
 
 std::string join(const std::string& out, const std::string& more) {
   if (out.empty()) return more;
@@ -35,9 +50,10 @@ class PythonTool : public ToolExecutor {
     const reward::SandboxResult r = sandbox_.run(req);
     ToolResult out;
     out.run_seconds = r.wall_s;
-    std::string body = r.stdout_data;
-    if (r.stdout_truncated) body = join(body, "[output truncated at " + std::to_string(cfg_.max_output_bytes) + " bytes]");
-    const std::string err = tail(r.stderr_data, static_cast<size_t>(cfg_.max_output_bytes));
+    const auto limit = static_cast<size_t>(cfg_.max_output_bytes);
+    std::string body = head(r.stdout_data, limit);
+    if (r.stdout_truncated || r.stdout_data.size() > limit) body = join(body, "[output truncated at " + std::to_string(cfg_.max_output_bytes) + " bytes]");
+    const std::string err = tail(r.stderr_data, limit);
     using S = reward::SandboxStatus;
     switch (r.status) {
       case S::OK: break;
@@ -74,7 +90,7 @@ class PythonTool : public ToolExecutor {
     c.wall_time_s = cfg.timeout_s;
     c.cpu_time_s = cfg.timeout_s;
     c.memory_mb = cfg.memory_mb;
-    c.max_output_bytes = cfg.max_output_bytes;
+    c.max_output_bytes = std::max(cfg.max_output_bytes, kCaptureBytes);
     return c;
   }
   static std::string seconds(double s) {
