@@ -2,9 +2,9 @@
 // by scripts/make_loss_refs.py in float64), gradient accumulation, and the mask edge cases.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/json_refs.h"
 #include "grpo/train/loss.h"
 #include "grpo/util/error.h"
 
@@ -15,28 +15,12 @@ using grpo::config::LossType;
 using grpo::train::LossInputs;
 using grpo::train::LossNormaliser;
 using grpo::train::LossOptions;
+using grpo::testing::to_tensor;
 using nlohmann::json;
 
 const json& refs() {
-  static json j = [] {
-    std::ifstream f(std::string(GRPO_SOURCE_DIR) + "/tests/train/data/loss_refs.json");
-    return json::parse(f);
-  }();
+  static const json j = grpo::testing::read_source_json("tests/train/data/loss_refs.json");
   return j;
-}
-
-torch::Tensor to_tensor(const json& j, torch::Dtype dt) {
-  std::vector<double> flat;
-  std::vector<int64_t> shape;
-  if (j.at(0).is_array()) {
-    shape = {static_cast<int64_t>(j.size()), static_cast<int64_t>(j.at(0).size())};
-    for (auto& row : j)
-      for (auto& v : row) flat.push_back(v.get<double>());
-  } else {
-    shape = {static_cast<int64_t>(j.size())};
-    for (auto& v : j) flat.push_back(v.get<double>());
-  }
-  return torch::tensor(flat, torch::kFloat64).reshape(shape).to(dt);
 }
 
 LossType loss_type_of(const std::string& s) {

@@ -5,9 +5,9 @@
 // training forward of the same weights within 1e-5 (float32, CPU).
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/json_refs.h"
 #include "grpo/rollout/engine.h"
 #include "grpo/train/loss.h"
 #include "grpo/train/rollout_correction.h"
@@ -20,6 +20,7 @@ namespace {
 using grpo::config::ImportanceSamplingLevel;
 using grpo::config::RolloutCorrection;
 using namespace grpo::train;
+using grpo::testing::to_tensor;
 using nlohmann::json;
 
 class OneThread : public ::testing::Environment {
@@ -29,25 +30,8 @@ class OneThread : public ::testing::Environment {
 [[maybe_unused]] const auto* const kOneThread = ::testing::AddGlobalTestEnvironment(new OneThread);
 
 const json& refs() {
-  static json j = [] {
-    std::ifstream f(std::string(GRPO_SOURCE_DIR) + "/tests/train/data/rollout_correction_refs.json");
-    return json::parse(f);
-  }();
+  static const json j = grpo::testing::read_source_json("tests/train/data/rollout_correction_refs.json");
   return j;
-}
-
-torch::Tensor to_tensor(const json& j, torch::Dtype dt) {
-  std::vector<double> flat;
-  std::vector<int64_t> shape;
-  if (j.at(0).is_array()) {
-    shape = {static_cast<int64_t>(j.size()), static_cast<int64_t>(j.at(0).size())};
-    for (auto& row : j)
-      for (auto& v : row) flat.push_back(v.get<double>());
-  } else {
-    shape = {static_cast<int64_t>(j.size())};
-    for (auto& v : j) flat.push_back(v.get<double>());
-  }
-  return torch::tensor(flat, torch::kFloat64).reshape(shape).to(dt);
 }
 
 torch::Tensor in(const char* name, torch::Dtype dt = torch::kFloat64) { return to_tensor(refs()["inputs"][name], dt); }
