@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 
+#include "common/run_files.h"
 #include "common/subprocess.h"
 #include "grpo/dist/distributed.h"
 #include "grpo/dist/grad_reducer.h"
@@ -20,47 +21,13 @@ namespace grpo::dist {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::read_key_values;
+using testing::read_values;
+using testing::rel_diff;
 using testing::run_cmd;
+using testing::TempDir;
 
 const std::string kWorker = std::string(GRPO_TEST_BIN_DIR) + "/dist_worker";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("grpo_dist_test_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::vector<double> read_values(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<double> v;
-  double x;
-  while (in >> x) v.push_back(x);
-  return v;
-}
-
-std::map<std::string, double> read_metrics(const std::string& path) {
-  std::ifstream in(path);
-  std::map<std::string, double> m;
-  std::string k;
-  double v;
-  while (in >> k >> v) m[k] = v;
-  return m;
-}
-
-// max |a - b| / max |a|: the parameters of two runs, as one relative figure.
-double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(a[i] - b[i]));
-    den = std::max(den, std::abs(a[i]));
-  }
-  return num / den;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -88,8 +55,8 @@ class DataParallel : public ::testing::Test {
       ASSERT_GT(one.size(), 100u);
       EXPECT_LE(rel_diff(one, two), 1e-5) << loss;
     }
-    auto m1 = read_metrics(*ref_ / "one.metrics.txt");
-    auto m2 = read_metrics(prefix + ".metrics.txt");
+    auto m1 = read_key_values(*ref_ / "one.metrics.txt");
+    auto m2 = read_key_values(prefix + ".metrics.txt");
     EXPECT_EQ(m2["world"], 2);
     EXPECT_EQ(m2["tokens"], m1["tokens"]);  // the metrics all-reduce (sum) of integer counts
     EXPECT_NEAR(m2["loss"], m1["loss"], 1e-4 * std::abs(m1["loss"]));

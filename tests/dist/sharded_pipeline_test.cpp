@@ -12,27 +12,19 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/run_files.h"
 #include "common/subprocess.h"
 #include "grpo/util/safetensors.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using grpo::testing::read_text;
 using grpo::testing::run_cmd;
+using grpo::testing::TempDir;
 
 const std::string kBin = GRPO_BIN;
 const std::string kParity = std::string(GRPO_SOURCE_DIR) + "/tests/e2e_dist/dist-parity.yaml";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("grpo_sharded_pipeline_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 // max |a - b| / max |a| over every float32 value of two safetensors files (same tensor order).
 double weights_rel_diff(const std::string& a_path, const std::string& b_path) {
@@ -52,11 +44,6 @@ double weights_rel_diff(const std::string& a_path, const std::string& b_path) {
     }
   }
   return num / den;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
 // One run of the parity pipeline; nproc 1 runs grpo train directly.

@@ -11,51 +11,21 @@
 #include <fstream>
 #include <map>
 
+#include "common/run_files.h"
 #include "common/subprocess.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using grpo::testing::read_key_values;
+using grpo::testing::read_values;
+using grpo::testing::rel_diff;
 using grpo::testing::run_cmd;
+using grpo::testing::TempDir;
 
 const std::string kWorker = std::string(GRPO_TEST_BIN_DIR) + "/dist_shard_worker";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("grpo_shard_test_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::vector<double> read_values(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<double> v;
-  double x;
-  while (in >> x) v.push_back(x);
-  return v;
-}
-
-std::map<std::string, double> read_counts(const std::string& path) {
-  std::ifstream in(path);
-  std::map<std::string, double> m;
-  std::string k;
-  double v;
-  while (in >> k >> v) m[k] = v;
-  return m;
-}
-
 std::string str_cat(const char* a, int n) { return std::string(a) + std::to_string(n); }
-
-double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() != b.size() || a.empty()) return INFINITY;
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num = std::max(num, std::abs(a[i] - b[i])), den = std::max(den, std::abs(a[i]));
-  return num / den;
-}
 
 // Runs the worker on `nproc` processes (1: directly); returns the output prefix.
 std::string run_worker(const TempDir& t, const std::string& name, int nproc, const std::string& args) {
@@ -100,8 +70,8 @@ TEST(Sharding, ReshardAfterForwardFalseGathersEachBlockOncePerMicroBatch) {
   // forward and again for its backward (12 block gathers), false only for its forward (6); the
   // embedding unit is gathered once after the step either way.
   TempDir t;
-  auto on = read_counts(run_worker(t, "on", 2, "--mode full --steps 1 --micro 2 --reshard 1") + ".rank-0.txt");
-  auto off = read_counts(run_worker(t, "off", 2, "--mode full --steps 1 --micro 2 --reshard 0") + ".rank-0.txt");
+  auto on = read_key_values(run_worker(t, "on", 2, "--mode full --steps 1 --micro 2 --reshard 1") + ".rank-0.txt");
+  auto off = read_key_values(run_worker(t, "off", 2, "--mode full --steps 1 --micro 2 --reshard 0") + ".rank-0.txt");
   EXPECT_EQ(on["gathers"], 12 + 1);
   EXPECT_EQ(off["gathers"], 6 + 1);
   // Keeping the gathered blocks from forward to backward holds more bytes (measured storages).
@@ -113,7 +83,7 @@ TEST(Sharding, ForwardsWithoutGradGatherEachBlockOnceUntilTheUpdate) {
   // the 3 blocks is gathered once for all of them (kept whole until the training forward frees
   // it), not 4 times; then the 13 gathers of a training step as above.
   TempDir t;
-  auto c = read_counts(run_worker(t, "gen", 2, "--mode full --steps 1 --micro 2 --generate 4") + ".rank-0.txt");
+  auto c = read_key_values(run_worker(t, "gen", 2, "--mode full --steps 1 --micro 2 --generate 4") + ".rank-0.txt");
   EXPECT_EQ(c["gathers"], 3 + 13);
 }
 
@@ -138,7 +108,7 @@ TEST(Sharding, PrefetchLaunchesTheNextGatherBeforeComputing) {
   // thread, so how many of the 4 forwards (backwards) show it is a race, but not none.
   TempDir t;
   auto count = [&](const std::string& f, const std::string& b) {
-    return read_counts(run_worker(t, "p" + f + b, 2, "--mode full --steps 2 --micro 2 --fprefetch " + f + " --bprefetch " + b) +
+    return read_key_values(run_worker(t, "p" + f + b, 2, "--mode full --steps 2 --micro 2 --fprefetch " + f + " --bprefetch " + b) +
                        ".rank-0.txt")["gg_pairs"];
   };
   EXPECT_EQ(count("0", "0"), 0);
@@ -150,8 +120,8 @@ TEST(Sharding, BucketCapSetsTheNumberOfReduceScatters) {
   // optimizer mode: one unit under the default 25 MiB (all-reduces per step: its reduce-scatter and
   // the global norm); a cap of ~100 bytes puts almost every parameter tensor in its own unit.
   TempDir t;
-  auto big = read_counts(run_worker(t, "big", 2, "--mode optimizer --steps 2 --micro 2") + ".rank-0.txt");
-  auto small = read_counts(run_worker(t, "small", 2, "--mode optimizer --steps 2 --micro 2 --bucket-mb 0.0001") + ".rank-0.txt");
+  auto big = read_key_values(run_worker(t, "big", 2, "--mode optimizer --steps 2 --micro 2") + ".rank-0.txt");
+  auto small = read_key_values(run_worker(t, "small", 2, "--mode optimizer --steps 2 --micro 2 --bucket-mb 0.0001") + ".rank-0.txt");
   EXPECT_EQ(big["allreduces"], 2 * 2);
   EXPECT_GT(small["allreduces"], 2 * 20);
 }
@@ -164,6 +134,6 @@ TEST(Sharding, CheckpointPiecesRoundTrip) {
     for (int n : {2, 3}) {
       auto out = run_worker(t, str_cat(mode, n), n, std::string("--mode ") + mode + " --moe 1 --steps 2 --ckpt 1");
       for (int r = 0; r < n; ++r)
-        EXPECT_EQ(read_counts(out + ".rank-" + std::to_string(r) + ".txt")["ckpt_equal"], 1) << mode << " " << n << " rank " << r;
+        EXPECT_EQ(read_key_values(out + ".rank-" + std::to_string(r) + ".txt")["ckpt_equal"], 1) << mode << " " << n << " rank " << r;
     }
 }

@@ -9,30 +9,18 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/run_files.h"
 #include "common/subprocess.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using grpo::testing::read_text;
 using grpo::testing::run_cmd;
+using grpo::testing::TempDir;
 
 const std::string kBin = GRPO_BIN;
 const std::string kSmoke = std::string(GRPO_SOURCE_DIR) + "/configs/ci-smoke.yaml";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("grpo_rollout_ranks_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
 
 TEST(RolloutRanksPipeline, OneRolloutRankAndOneTrainerFinishCiSmoke) {
   TempDir t;
