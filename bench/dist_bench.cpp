@@ -18,20 +18,15 @@
 #include <thread>
 #include <vector>
 
+#include "multiprocess_bench.h"
 #include "grpo/dist/distributed.h"
 #include "grpo/dist/grad_reducer.h"
 #include "grpo/dist/launcher.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-std::map<std::string, std::string> flags(int argc, char** argv) {
-  std::map<std::string, std::string> f;
-  for (int i = 1; i + 1 < argc; i += 2) f[std::string(argv[i]).substr(2)] = argv[i + 1];
-  return f;
-}
+using grpo::bench::Clock;
+using grpo::bench::ms_since;
 
 int worker(const std::map<std::string, std::string>& f) {
   const int steps = std::stoi(f.at("steps")), width = std::stoi(f.at("width"));
@@ -80,15 +75,13 @@ int worker(const std::map<std::string, std::string>& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto f = flags(argc, argv);
+  auto f = grpo::bench::flags(argc, argv);
   if (f.count("out")) return worker(f);
   f.emplace("steps", "10");
   f.emplace("batch", "64");
   f.emplace("width", "1024");
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return 1;
-  self[n] = 0;
+  const std::string self = grpo::bench::self_exe();
+  if (self.empty()) return 1;
   const auto out = std::filesystem::temp_directory_path() / ("grpo_dist_bench_" + std::to_string(::getpid()));
   // (processes, threads per process): one process with one thread, one with every core, and
   // the data-parallel run with one thread per process.
@@ -96,20 +89,12 @@ int main(int argc, char** argv) {
   const std::vector<std::pair<int, unsigned>> configs = {{1, 1u}, {1, hw}, {2, std::max(1u, hw / 2)}};
   std::vector<std::array<double, 3>> res;
   for (auto [nproc, threads] : configs) {
-    grpo::dist::LaunchOptions o;
-    o.nproc = nproc;
-    o.program = self;
-    o.args = {"--out", out.string(), "--steps", f["steps"], "--batch", f["batch"], "--width", f["width"],
-              "--threads", std::to_string(threads)};
-    auto r = grpo::dist::launch_workers(o);
-    if (r.exit_code != 0) {
-      std::cerr << "dist_bench: " << r.message << "\n";
-      return 1;
-    }
-    std::ifstream in(out);
-    std::array<double, 3> v{};
-    in >> v[0] >> v[1] >> v[2];
-    res.push_back(v);
+    auto v = grpo::bench::launch_and_read(self, nproc,
+                                          {"--out", out.string(), "--steps", f["steps"], "--batch", f["batch"], "--width",
+                                           f["width"], "--threads", std::to_string(threads)},
+                                          out, "dist_bench");
+    if (!v) return 1;
+    res.push_back(*v);
   }
   std::filesystem::remove(out);
   std::printf("dist_bench: global batch %s, MLP width %s (%.1f M params), %s steps, %u hardware threads\n",

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "multiprocess_bench.h"
 #include "grpo/dist/distributed.h"
 #include "grpo/dist/grad_reducer.h"
 #include "grpo/dist/launcher.h"
@@ -26,14 +27,8 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-std::map<std::string, std::string> flags(int argc, char** argv) {
-  std::map<std::string, std::string> f;
-  for (int i = 1; i + 1 < argc; i += 2) f[std::string(argv[i]).substr(2)] = argv[i + 1];
-  return f;
-}
+using grpo::bench::Clock;
+using grpo::bench::ms_since;
 
 grpo::model::ModelSpec spec(const std::map<std::string, std::string>& f) {
   grpo::model::ModelSpec s;
@@ -123,35 +118,25 @@ int worker(const std::map<std::string, std::string>& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto f = flags(argc, argv);
+  auto f = grpo::bench::flags(argc, argv);
   f.emplace("steps", "2");
   f.emplace("layers", "32");
   f.emplace("hidden", "512");
   f.emplace("tokens", "64");
   if (f.count("out")) return worker(f);
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return 1;
-  self[n] = 0;
+  const std::string self = grpo::bench::self_exe();
+  if (self.empty()) return 1;
   const auto out = std::filesystem::temp_directory_path() / ("grpo_shard_bench_" + std::to_string(::getpid()));
   const std::vector<std::pair<std::string, int>> configs = {{"none", 1}, {"none", 2},      {"none", 3}, {"optimizer", 2},
                                                             {"optimizer", 3}, {"full", 1}, {"full", 2}, {"full", 3}};
   std::vector<std::array<double, 3>> res;
   for (const auto& [mode, nproc] : configs) {
-    grpo::dist::LaunchOptions o;
-    o.nproc = nproc;
-    o.program = self;
-    o.args = {"--out", out.string(), "--mode", mode, "--steps", f["steps"], "--layers", f["layers"], "--hidden", f["hidden"],
-              "--tokens", f["tokens"]};
-    auto r = grpo::dist::launch_workers(o);
-    if (r.exit_code != 0) {
-      std::cerr << "shard_bench: " << mode << " x" << nproc << ": " << r.message << "\n";
-      return 1;
-    }
-    std::ifstream in(out);
-    std::array<double, 3> v{};
-    in >> v[0] >> v[1] >> v[2];
-    res.push_back(v);
+    auto v = grpo::bench::launch_and_read(self, nproc,
+                                          {"--out", out.string(), "--mode", mode, "--steps", f["steps"], "--layers",
+                                           f["layers"], "--hidden", f["hidden"], "--tokens", f["tokens"]},
+                                          out, "shard_bench: " + mode + " x" + std::to_string(nproc));
+    if (!v) return 1;
+    res.push_back(*v);
   }
   std::filesystem::remove(out);
   std::printf("shard_bench: %.1f M parameters (%s layers, hidden %s, vocab 8192 tied), %s tokens per rank per step, %s steps, "
