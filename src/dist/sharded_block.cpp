@@ -10,8 +10,7 @@
 // gradient checkpointing on by default, so the recompute is the usual configuration there too.
 #include "sharded_block.h"
 
-#include <ATen/autocast_mode.h>
-
+#include "grpo/model/block_recompute.h"
 #include "grpo/util/error.h"
 
 namespace grpo::dist {
@@ -19,24 +18,7 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// The autocast state of CPU and CUDA: the recomputation in backward runs in the precision of the
-// forward (as checkpointed_block.cpp and torch.utils.checkpoint do).
-struct AutocastState {
-  bool enabled[2];
-  at::ScalarType dtype[2];
-  static constexpr at::DeviceType kinds[2] = {at::kCPU, at::kCUDA};
-  static AutocastState current() {
-    AutocastState s{};
-    for (int i = 0; i < 2; ++i)
-      s.enabled[i] = at::autocast::is_autocast_enabled(kinds[i]), s.dtype[i] = at::autocast::get_autocast_dtype(kinds[i]);
-    return s;
-  }
-  void apply() const {
-    for (int i = 0; i < 2; ++i)
-      at::autocast::set_autocast_enabled(kinds[i], enabled[i]), at::autocast::set_autocast_dtype(kinds[i], dtype[i]);
-  }
-};
+using model::AutocastState;
 
 // What backward needs besides the saved tensors (kept in the graph node's saved_data).
 struct Context {
@@ -54,10 +36,7 @@ struct Context {
     ctx->saved_data["unit"] = static_cast<int64_t>(unit);
     ctx->saved_data["xrg"] = x_requires_grad;
     ctx->saved_data["valid"] = has_valid;
-    for (int i = 0; i < 2; ++i) {
-      ctx->saved_data["ac_on" + std::to_string(i)] = autocast.enabled[i];
-      ctx->saved_data["ac_dtype" + std::to_string(i)] = static_cast<int64_t>(autocast.dtype[i]);
-    }
+    autocast.save(ctx);
   }
   static Context load(AutogradContext* ctx) {
     Context c{};
@@ -67,10 +46,7 @@ struct Context {
     c.unit = static_cast<int>(ctx->saved_data["unit"].toInt());
     c.x_requires_grad = ctx->saved_data["xrg"].toBool();
     c.has_valid = ctx->saved_data["valid"].toBool();
-    for (int i = 0; i < 2; ++i) {
-      c.autocast.enabled[i] = ctx->saved_data["ac_on" + std::to_string(i)].toBool();
-      c.autocast.dtype[i] = static_cast<at::ScalarType>(ctx->saved_data["ac_dtype" + std::to_string(i)].toInt());
-    }
+    c.autocast = AutocastState::load(ctx);
     return c;
   }
 };
@@ -111,32 +87,12 @@ struct ShardedBlock : torch::autograd::Function<ShardedBlock> {
       if (int prev = neighbour(s, c->layer, -1); prev >= 0) s.prefetch(prev);
     auto x = saved[0].detach().requires_grad_(c->x_requires_grad);
     torch::Tensor valid = c->has_valid ? saved[4] : torch::Tensor();
-    // The recomputation is a training-mode forward: keep the MoE load it would add a second time out.
-    torch::Tensor pending;
-    if (c->block->moe) pending = c->block->moe->pending_load().clone();
-    std::vector<torch::Tensor> outs, gouts;
     auto params = s.unit_params(c->unit);
     std::vector<torch::Tensor> inputs = params;
     if (c->x_requires_grad) inputs.push_back(x);
-    variable_list got;
-    {
-      torch::AutoGradMode on(true);
-      const auto outer = AutocastState::current();
-      c->autocast.apply();
-      at::autocast::increment_nesting();  // its weight casts are dropped right after
-      auto [y, st] = c->block->forward(x, saved[1], saved[2], saved[3], nullptr, valid);
-      if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-      outer.apply();
-      outs.push_back(y);
-      gouts.push_back(grads[0].defined() ? grads[0] : torch::zeros_like(y));
-      if (st && grads.size() > 3 && grads[3].defined() && st->aux_probs.requires_grad()) {
-        outs.push_back(st->aux_probs);
-        gouts.push_back(grads[3]);
-      }
-      got = torch::autograd::grad(outs, inputs, gouts, /*retain_graph=*/false, /*create_graph=*/false,
-                                  /*allow_unused=*/true);
-    }
-    if (c->block->moe) c->block->moe->pending_load() = pending;
+    auto r = model::recompute_block(*c->block, x, saved[1], saved[2], saved[3], valid, c->autocast, grads);
+    variable_list got = torch::autograd::grad(r.outputs, inputs, r.grads, /*retain_graph=*/false,
+                                              /*create_graph=*/false, /*allow_unused=*/true);
     torch::Tensor gx = c->x_requires_grad ? got.back() : torch::Tensor();
     got.resize(params.size());
     auto gshard = s.reduce_scatter_block(c->unit, std::move(got));
