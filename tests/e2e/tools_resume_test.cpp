@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "common/resume_run.h"
 #include "common/run_files.h"
 #include "common/subprocess.h"
 
@@ -31,21 +32,11 @@ TEST(ToolsResume, ResumeAfterSigkillIsExact) {
   auto r_prep = grpo::testing::run_grpo(base + " trainer.max_steps=1 trainer.output_dir=" + prep.string() +
                                         " tokenizer.path=" + (prep / "tokenizer.model").string());
   ASSERT_EQ(r_prep.rc, 0) << r_prep.err;
-  auto args = [&](const sfs::path& dir) {
-    return base + " trainer.max_steps=4 trainer.output_dir=" + dir.string() + " tokenizer.path=" +
-           (prep / "tokenizer.model").string() + " data.train_file=" + (prep / "data" / "train.jsonl").string() +
-           " data.eval_file=" + (prep / "data" / "eval.jsonl").string() + " task.name=none";
-  };
+  auto args = [&](const sfs::path& dir) { return grpo::testing::args_on_prepared_files(base, prep, dir, 4); };
   auto r_full = grpo::testing::run_grpo(args(full));
   ASSERT_EQ(r_full.rc, 0) << r_full.err;
   const std::string cut_args = args(cut);
-  const int status = grpo::testing::run_grpo_until(cut_args, cut / "checkpoints" / "checkpoint-00000002" / "COMPLETE",
-                                                   std::chrono::seconds(180));
-  ASSERT_TRUE(sfs::exists(cut / "checkpoints" / "checkpoint-00000002")) << "no checkpoint before the deadline";
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before the kill: the test would prove nothing";
-  ASSERT_FALSE(sfs::exists(cut / "stage.json"));
-  auto r = grpo::testing::run_grpo(cut_args + " --resume auto");
-  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_NO_FATAL_FAILURE(grpo::testing::kill_at_checkpoint_and_resume(cut_args, cut, 2, std::chrono::seconds(180)));
 
   auto a = grpo::testing::read_jsonl(full / "metrics.jsonl");
   auto b = grpo::testing::read_jsonl(cut / "metrics.jsonl");
@@ -55,10 +46,7 @@ TEST(ToolsResume, ResumeAfterSigkillIsExact) {
   for (size_t i = 0; i < a.size(); ++i) {
     calls += a[i].value("tools/calls_per_completion", 0.0);
     injected += a[i].value("tools/injected_tokens", 0.0);
-    for (auto& [k, v] : a[i].items()) {
-      if (k.rfind("time/", 0) == 0 || k.rfind("tokens_per_second", 0) == 0) continue;
-      EXPECT_EQ(v, b[i][k]) << "step " << i + 1 << " metric " << k;
-    }
+    grpo::testing::expect_same_metrics_but_time(a[i], b[i], i + 1);
   }
   // The tool path ran: calls were made and their results injected (else this is the plain resume test).
   EXPECT_GT(calls, 0.0);
