@@ -147,6 +147,48 @@ std::string format_stage_table(const std::vector<StageReport>& stages) {
   return os.str();
 }
 
+// The stage's settings from the config and its stages[i] entry.
+// Rank 0: refuse to mix a new run into an old one unless resuming or overwriting.
+static void claim_output_dir(const sfs::path& out, bool overwrite, const std::string& resume) {
+  if (overwrite && sfs::exists(out)) sfs::remove_all(out);
+  bool has_run = sfs::exists(out / "checkpoints") || sfs::exists(out / "stage-1-sft") || sfs::exists(out / "stage-1-grpo") ||
+                 sfs::exists(out / "stage.json");
+  GRPO_REQUIRE(!has_run || !resume.empty(), "trainer.output_dir '", out.string(),
+               "' already holds a run: pass --resume auto to continue it, --overwrite to replace it, or choose "
+               "another trainer.output_dir");
+  sfs::create_directories(out);
+}
+
+static StageSettings stage_settings(const config::Config& cfg, const config::StageConfig& st, size_t i, int64_t max_steps,
+                                    int64_t finished_steps, const std::string& dir, const std::string& resume) {
+  StageSettings ss;
+  ss.kind = st.kind;
+  ss.max_steps = max_steps;
+  ss.finished_steps = finished_steps;
+  ss.learning_rate = st.learning_rate.value_or(cfg.optimizer.learning_rate);
+  ss.per_device_train_batch_size = st.per_device_train_batch_size > 0 ? st.per_device_train_batch_size
+                                                                      : cfg.trainer.per_device_train_batch_size;
+  ss.response_field = st.response_field;
+  ss.dir = dir;
+  ss.resume = resume;
+  if (st.kind == config::StageKind::GRPO)
+    GRPO_REQUIRE(int64_t(ss.per_device_train_batch_size) * cfg.trainer.gradient_accumulation_steps % cfg.grpo.num_generations == 0,
+                 "stages.", i, ".per_device_train_batch_size * trainer.gradient_accumulation_steps must be a multiple of "
+                 "grpo.num_generations");
+  return ss;
+}
+
+// Rank 0 writes the task's data files and tokenizer; every rank then points cfg.data at them.
+static void prepare_task(config::Config& cfg, const sfs::path& out, dist::Distributed& ddp) {
+  config::Config tmp = cfg;
+  if (ddp.is_main()) prepare_task_data(tmp, false);
+  ddp.barrier();
+  cfg.data.train_file = tmp.data.train_file.empty() ? (out / "data" / "train.jsonl").string() : tmp.data.train_file;
+  if (cfg.data.eval_file.empty() && cfg.task.num_eval > 0) cfg.data.eval_file = (out / "data" / "eval.jsonl").string();
+  if (ddp.is_main()) prepare_tokenizer(cfg);
+  ddp.barrier();
+}
+
 PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions& opts) {
   config::Config cfg = cfg_in;
   const std::string resume = !opts.resume.empty() ? opts.resume : cfg.checkpoint.resume;
@@ -156,15 +198,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
   const bool is_main = ddp->is_main();
   if (cfg.distributed.rollout_ranks > 0) dist::RankRoles(ddp->world_size(), cfg.distributed.rollout_ranks);  // refuse early
 
-  if (is_main) {
-    if (opts.overwrite && sfs::exists(out)) sfs::remove_all(out);
-    bool has_run = sfs::exists(out / "checkpoints") || sfs::exists(out / "stage-1-sft") || sfs::exists(out / "stage-1-grpo") ||
-                   sfs::exists(out / "stage.json");
-    GRPO_REQUIRE(!has_run || !resume.empty(), "trainer.output_dir '", out.string(),
-                 "' already holds a run: pass --resume auto to continue it, --overwrite to replace it, or choose "
-                 "another trainer.output_dir");
-    sfs::create_directories(out);
-  }
+  if (is_main) claim_output_dir(out, opts.overwrite, resume);
   ddp->barrier();
   // One log file per process: rank 0 writes train.log, rank r > 0 train.rank-r.log (appending
   // from several processes would interleave partial lines).
@@ -173,15 +207,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
             log::parse_level(cfg.logging.file_level));
   install_stop_handlers();
 
-  if (cfg.task.name != config::TaskName::NONE) {
-    config::Config tmp = cfg;
-    if (is_main) prepare_task_data(tmp, false);
-    ddp->barrier();
-    cfg.data.train_file = tmp.data.train_file.empty() ? (out / "data" / "train.jsonl").string() : tmp.data.train_file;
-    if (cfg.data.eval_file.empty() && cfg.task.num_eval > 0) cfg.data.eval_file = (out / "data" / "eval.jsonl").string();
-    if (is_main) prepare_tokenizer(cfg);
-    ddp->barrier();
-  }
+  if (cfg.task.name != config::TaskName::NONE) prepare_task(cfg, out, *ddp);
   if (is_main) config::write_resolved_config(cfg, out.string());
   ddp->check_same_fingerprint(dist::run_fingerprint(config::dump_config(cfg)));
 
@@ -227,20 +253,7 @@ PipelineResult run_pipeline(const config::Config& cfg_in, const PipelineOptions&
         continue;
       }
     }
-    StageSettings ss;
-    ss.kind = st.kind;
-    ss.max_steps = max_steps;
-    ss.finished_steps = finished_steps;
-    ss.learning_rate = st.learning_rate.value_or(cfg.optimizer.learning_rate);
-    ss.per_device_train_batch_size = st.per_device_train_batch_size > 0 ? st.per_device_train_batch_size
-                                                                        : cfg.trainer.per_device_train_batch_size;
-    ss.response_field = st.response_field;
-    ss.dir = dir.string();
-    ss.resume = resume;
-    if (st.kind == config::StageKind::GRPO)
-      GRPO_REQUIRE(int64_t(ss.per_device_train_batch_size) * cfg.trainer.gradient_accumulation_steps % cfg.grpo.num_generations == 0,
-                   "stages.", i, ".per_device_train_batch_size * trainer.gradient_accumulation_steps must be a multiple of "
-                   "grpo.num_generations");
+    const StageSettings ss = stage_settings(cfg, st, i, max_steps, finished_steps, dir.string(), resume);
 
     log::info(str("stage ", i + 1, "/", stages.size(), ": ", name, ", ", ss.max_steps, " steps, lr ", ss.learning_rate,
                   ", into ", dir.string()));
