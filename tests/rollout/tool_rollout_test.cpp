@@ -24,11 +24,7 @@ using grpo::rollout::testing::FakeTokenizer;
 
 namespace {
 
-class OneThread : public ::testing::Environment {
- public:
-  void SetUp() override { torch::set_num_threads(1); }
-};
-[[maybe_unused]] const auto* const kOneThread = ::testing::AddGlobalTestEnvironment(new OneThread);
+// One intra-op thread: engine_test.cpp, in the same test_rollout binary, registers that environment.
 
 constexpr int64_t kEos = 256;
 
