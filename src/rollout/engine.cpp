@@ -124,7 +124,8 @@ class GenerateRun {
   enum class Step { GO, DONE, CALL };  // what a token did to its completion
   bool admit();
   void resume_tools();
-  void inject(int64_t slot, ToolResult result);
+  void inject(int64_t slot, ToolRunner::Done done);
+  void record_call(const ToolRunner::Done& done, Clock::time_point issued, Clock::time_point taken);
   void install(Prefill& pf, const Placement& placement, std::vector<Sequence>& seqs, const std::vector<int64_t>& rows,
                const std::vector<int64_t>& tokens);
   void compact();
@@ -226,7 +227,9 @@ void GenerateRun::resume_tools() {
 // Appends a call's result to the paused sequence in `slot`: its pending token (the one that closed
 // the call) and the result's tokens go through the model on a one-row copy of its cache row, the
 // next token is drawn from the last position, and the slot runs again (or finishes).
-void GenerateRun::inject(int64_t slot, ToolResult result) {
+void GenerateRun::inject(int64_t slot, ToolRunner::Done done) {
+  const Clock::time_point taken = Clock::now();
+  const ToolResult& result = done.result;
   const int64_t out = sched_.seq(slot);
   Sequence& s = seqs_[slot];
   Completion& c = results_[out];
@@ -246,7 +249,7 @@ void GenerateRun::inject(int64_t slot, ToolResult result) {
   if (full) {
     ++n_finished_;
     sched_.finish(slot);
-    c_.stats.tool_latency_seconds += seconds_since(issued);
+    record_call(done, issued, taken);
     return;
   }
   std::vector<int64_t> feed = {pending_[slot]};
@@ -256,6 +259,7 @@ void GenerateRun::inject(int64_t slot, ToolResult result) {
   row.copy_row(0, *cache_, slot);
   auto hidden = rollout_forward(model_, feed_t, {}, &row, c_.bf16).hidden;  // [1, n + 1, D]
   cache_->copy_row(slot, row, 0);
+  record_call(done, issued, taken);  // the result's tokens are in the cache: injected
   auto logits = c_.head(hidden.select(1, hidden.size(1) - 1));  // [1, V]
   torch::Tensor seen;
   if (c_.penalty) {
@@ -265,7 +269,6 @@ void GenerateRun::inject(int64_t slot, ToolResult result) {
   const int64_t pos = static_cast<int64_t>(c.token_ids.size());
   StepDraws draws = c_.sampler(logits, seen, {s.stream}, {static_cast<uint64_t>(pos)});
   apply_forced(c_, logits, {out}, {pos}, draws);
-  c_.stats.tool_latency_seconds += seconds_since(issued);
   sched_.resume(slot);
   const Step step = append(out, s, draws.ids[0], draws.logprobs[0]);
   if (step == Step::DONE) {
@@ -274,6 +277,20 @@ void GenerateRun::inject(int64_t slot, ToolResult result) {
   }
   pending_[slot] = draws.ids[0];
   if (step == Step::CALL) sched_.pause(slot);
+}
+
+// Adds a call's timeline (ToolCallTiming) to the stats; called the moment its tokens are injected.
+void GenerateRun::record_call(const ToolRunner::Done& done, Clock::time_point issued, Clock::time_point taken) {
+  const auto now = Clock::now();
+  auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  ToolCallTiming t;
+  t.queued = secs(issued, done.started);
+  t.run = secs(done.started, done.ready);
+  t.wait = secs(done.ready, taken);
+  t.inject = secs(taken, now);
+  c_.stats.tool_start_to_inject_seconds += t.start_to_inject();
+  c_.stats.tool_issue_to_inject_seconds += t.issue_to_inject();
+  c_.stats.tool_call_timings.push_back(t);
 }
 
 // Puts the placed sequences on their slots: the cache rows of their prompts (pf.cache row

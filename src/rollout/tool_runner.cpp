@@ -33,15 +33,17 @@ void ToolRunner::work() {
     auto [ticket, call] = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
-    ToolResult r;
+    Done d;
+    d.started = Clock::now();
     try {
-      r = exec_->run(call);
+      d.result = exec_->run(call);
     } catch (const std::exception& e) {  // an executor's own failure costs the call, not the rollout
-      r.outcome = ToolOutcome::ERROR;
-      r.body = std::string("ToolError: ") + e.what();
+      d.result.outcome = ToolOutcome::ERROR;
+      d.result.body = std::string("ToolError: ") + e.what();
     }
+    d.ready = Clock::now();
     lock.lock();
-    done_.emplace(ticket, std::move(r));
+    done_.emplace(ticket, std::move(d));
     cv_done_.notify_all();
   }
 }
@@ -51,11 +53,11 @@ bool ToolRunner::ready(int64_t ticket) {
   return done_.count(ticket) > 0;
 }
 
-ToolResult ToolRunner::take(int64_t ticket) {
+ToolRunner::Done ToolRunner::take(int64_t ticket) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_done_.wait(lock, [&] { return done_.count(ticket) > 0; });
   auto it = done_.find(ticket);
-  ToolResult r = std::move(it->second);
+  Done r = std::move(it->second);
   done_.erase(it);
   return r;
 }

@@ -18,6 +18,14 @@ namespace grpo::rollout {
 
 class ToolRunner {
  public:
+  using Clock = std::chrono::steady_clock;
+  /// A call's result and its timeline on the worker (for RolloutStats' per-call latencies).
+  struct Done {
+    ToolResult result;
+    Clock::time_point started;  // a worker took the call and is about to start its sandbox (exec.run())
+    Clock::time_point ready;    // exec.run() returned: the result waits for the engine to take it
+  };
+
   /// `exec` must outlive the runner; threads start with the first submit().
   ToolRunner(const ToolExecutor& exec, int num_workers) : exec_(&exec), workers_(num_workers) {}
   /// Waits for the calls in flight (a sandbox run is tied to the thread that started it).
@@ -30,7 +38,7 @@ class ToolRunner {
   /// Whether the result of `ticket` is ready (not taken yet).
   bool ready(int64_t ticket);
   /// Blocks until `ticket`'s result is ready, removes and returns it.
-  ToolResult take(int64_t ticket);
+  Done take(int64_t ticket);
   /// Blocks until at least one of `tickets` is ready.
   void wait_any(const std::vector<int64_t>& tickets);
 
@@ -42,7 +50,7 @@ class ToolRunner {
   std::mutex mu_;
   std::condition_variable cv_job_, cv_done_;
   std::deque<std::pair<int64_t, ToolCall>> jobs_;
-  std::map<int64_t, ToolResult> done_;
+  std::map<int64_t, Done> done_;
   std::vector<std::thread> threads_;
   int64_t next_ = 0;
   bool stop_ = false;

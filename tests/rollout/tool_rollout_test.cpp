@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -358,6 +359,41 @@ TEST(ToolRollout, NumWorkersBoundsConcurrentCalls) {
     for (const auto& c : out) EXPECT_EQ(c.text, "<code>x</code>" + wrapped("1"));
     EXPECT_EQ(exec->max_running_.load(), workers);
   }
+}
+
+// RolloutStats times each call from its sandbox start, not from its issue: with one worker the
+// three calls issued in the same step run one after another (150 ms each, SlowEcho), so the second
+// waits at least one run in the queue and the third two; start -> injected excludes that wait and
+// includes the run; the sums are the per-call timelines'.
+TEST(ToolRollout, StatsTimeCallsFromTheirSandboxStart) {
+  auto tools = python_tools();
+  tools.num_workers = 1;
+  Harness h(tools, 60, std::make_shared<SlowEcho>(false));
+  for (int c = 0; c < 3; ++c) h.script->segs[c] = {bytes("<code>x</code>"), {kEos}};
+  auto out = h.run(3, 1);
+  for (const auto& c : out) ASSERT_EQ(c.tool_calls, 1);
+  const RolloutStats& st = h.engine->last_stats();
+  EXPECT_EQ(st.tool_calls, 3);
+  ASSERT_EQ(st.tool_call_timings.size(), 3u);
+  std::vector<double> queued;
+  double start_sum = 0, issue_sum = 0;
+  for (const auto& t : st.tool_call_timings) {
+    EXPECT_GE(t.run, 0.150);  // the executor's sleep
+    EXPECT_GE(t.wait, 0.0);
+    EXPECT_GT(t.inject, 0.0);  // a prefill forward
+    EXPECT_LT(t.start_to_inject(), t.issue_to_inject());
+    queued.push_back(t.queued);
+    start_sum += t.start_to_inject();
+    issue_sum += t.issue_to_inject();
+  }
+  std::sort(queued.begin(), queued.end());
+  EXPECT_GE(queued[0], 0.0);
+  EXPECT_GE(queued[1], 0.140);  // one run ahead (less the few microseconds between the issues)
+  EXPECT_GE(queued[2], 0.290);  // two runs ahead
+  EXPECT_GE(st.tool_start_to_inject_seconds, 3 * 0.150);
+  EXPECT_NEAR(st.tool_start_to_inject_seconds, start_sum, 1e-9);
+  EXPECT_NEAR(st.tool_issue_to_inject_seconds, issue_sum, 1e-9);
+  EXPECT_GE(st.tool_issue_to_inject_seconds - st.tool_start_to_inject_seconds, 0.430);
 }
 
 // Hostile programs as calls cost their completion the call and nothing else: the batch finishes,

@@ -39,6 +39,20 @@ class Tokenizer;
 
 namespace grpo::rollout {
 
+/// One tool call's timeline (rollout.tools), in seconds. "Injected" is the moment the result's
+/// tokens are in the sequence's KV-cache row: after tokenize (tool_result_tokens), append to the
+/// completion and the one-row prefill forward of the call-end token + result tokens, before the
+/// next token's draw (the sequence could be sampled again; on CUDA the forward is then queued).
+/// A result cut to the room left ends its completion with no prefill: there "injected" is the append.
+struct ToolCallTiming {
+  double queued = 0.0;  // call issued -> a worker starts its sandbox (waiting for a free worker)
+  double run = 0.0;     // sandbox start -> result ready (the executor's whole run, on the worker)
+  double wait = 0.0;    // result ready -> the engine takes it (the decode step in flight ends)
+  double inject = 0.0;  // taken -> injected (tokenize, append, prefill)
+  double start_to_inject() const { return run + wait + inject; }
+  double issue_to_inject() const { return queued + run + wait + inject; }
+};
+
 /// What one generate() call did (for logs and the benchmark).
 struct RolloutStats {
   int64_t prompt_tokens = 0;      // prefilled tokens (each distinct prompt once per admission)
@@ -52,7 +66,9 @@ struct RolloutStats {
   int64_t tool_calls = 0;         // tool calls run (rollout.tools)
   int64_t injected_tokens = 0;    // tool-result tokens appended (included in completion_tokens)
   double tool_run_seconds = 0.0;  // sum over calls of the run itself (ToolResult::run_seconds)
-  double tool_latency_seconds = 0.0;  // sum over calls of call issued -> its result's tokens in the cache
+  double tool_start_to_inject_seconds = 0.0;  // sum over calls: sandbox start -> tokens injected (ToolCallTiming)
+  double tool_issue_to_inject_seconds = 0.0;  // sum over calls: call issued -> tokens injected, queueing included
+  std::vector<ToolCallTiming> tool_call_timings;  // per call, in the order of injection
 };
 
 /// Limits of the scheduler (from the rollout: section).
