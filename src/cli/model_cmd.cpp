@@ -65,7 +65,9 @@ std::string dtype_name(torch::Dtype d) {
 }  // namespace
 
 bool is_grpo_weights_dir(const std::string& p) {
-  return !p.empty() && sfs::is_directory(p) && sfs::exists(sfs::path(p) / "model.safetensors") &&
+  // model.safetensors (final/, an unsharded checkpoint) or shards.json (a sharded checkpoint, any world size).
+  return !p.empty() && sfs::is_directory(p) &&
+         (sfs::exists(sfs::path(p) / "model.safetensors") || sfs::exists(sfs::path(p) / "shards.json")) &&
          sfs::exists(sfs::path(p) / "config.yaml") && !sfs::exists(sfs::path(p) / "config.json");
 }
 

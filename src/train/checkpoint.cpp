@@ -11,10 +11,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "grpo/util/error.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/log.h"
+#include "grpo/dist/distributed.h"
+#include "grpo/train/shard_io.h"
 #include "grpo/util/safetensors.h"
 
 namespace grpo::train {
@@ -170,80 +174,73 @@ void restore_rng_state(const RngState& s) {
   }
 }
 
-std::string save_checkpoint(const std::string& output_dir, const TrainState& state, const NamedTensors& weights,
-                            torch::optim::Optimizer* optimizer, int keep_last) {
-  GRPO_REQUIRE(keep_last >= 1, "checkpoint: keep_last (checkpoint.save_total_limit) must be >= 1, got ", keep_last);
-  GRPO_REQUIRE(state.step >= 0, "checkpoint: step must be >= 0, got ", state.step);
-  const sfs::path root = ckpt_root(output_dir);
-  std::error_code ec;
-  sfs::create_directories(root, ec);
-  GRPO_REQUIRE(!ec, "checkpoint: cannot create '", root.string(), "': ", ec.message());
-  const std::string name = ckpt_name(state.step);
-  const sfs::path final_dir = root / name;
-  const sfs::path tmp = root / grpo::str(".tmp-", name, "-", ::getpid());
-  remove_quietly(tmp);
-  sfs::create_directories(tmp, ec);
-  GRPO_REQUIRE(!ec, "checkpoint: cannot create '", tmp.string(), "': ", ec.message());
+namespace {
 
-  try {
-    std::vector<std::string> files;
-    model::write_named((tmp / "model.safetensors").string(), weights,
-                       {{"format", "pt"}, {"step", std::to_string(state.step)}});
-    files.push_back("model.safetensors");
-    if (save_hook()) save_hook()(state.step);
-    if (optimizer) {
-      torch::serialize::OutputArchive ar;
-      optimizer->save(ar);
-      ar.save_to((tmp / "optimizer.pt").string());
-      fsync_file((tmp / "optimizer.pt").string());
-      files.push_back("optimizer.pt");
-    }
-    if (!state.rng.empty()) {
-      save_rng((tmp / "rng.pt").string(), state.rng);
-      fsync_file((tmp / "rng.pt").string());
-      files.push_back("rng.pt");
-    }
-    fs::atomic_write((tmp / "state.json").string(), state_to_json(state).dump(2) + "\n");
-    files.push_back("state.json");
-    fs::atomic_write((tmp / "config.yaml").string(), state.config_yaml);
-    files.push_back("config.yaml");
-    fs::atomic_write((tmp / "metrics.jsonl").string(), state.metrics_jsonl);
-    files.push_back("metrics.jsonl");
+// One string per rank (a single process: its own).
+std::vector<std::string> gather(dist::Distributed* d, const std::string& s) {
+  if (!d || d->world_size() <= 1) return {s};
+  return d->all_gather_string(s);
+}
 
-    json manifest{{"format_version", kFormatVersion}, {"step", state.step}, {"files", json::object()}};
-    for (const auto& f : files) {
-      const auto p = (tmp / f).string();
-      manifest["files"][f] = {{"sha256", sha256_file(p)}, {"bytes", sfs::file_size(p)}};
-    }
-    fs::atomic_write((tmp / kManifest).string(), manifest.dump(2) + "\n");
-    fs::atomic_write((tmp / kComplete).string(), grpo::str("step ", state.step, "\n"));
-    fs::fsync_dir(tmp.string());
-
-    // An older checkpoint of the same step (a re-run after resume) is moved aside, not deleted first,
-    // so there is always one complete copy under some name.
-    sfs::path old;
-    if (sfs::exists(final_dir)) {
-      old = root / grpo::str(".tmp-old-", name, "-", ::getpid());
-      remove_quietly(old);
-      sfs::rename(final_dir, old);
-    }
-    sfs::rename(tmp, final_dir);
-    fs::fsync_dir(root.string());
-    if (!old.empty()) remove_quietly(old);
-    fs::atomic_write((root / "latest").string(), name + "\n");
-  } catch (const sfs::filesystem_error& e) {
-    remove_quietly(tmp);
-    throw InputError(grpo::str("checkpoint: saving step ", state.step, " to '", final_dir.string(), "' failed: ", e.what()));
-  } catch (const c10::Error& e) {
-    remove_quietly(tmp);
-    throw InputError(grpo::str("checkpoint: saving step ", state.step, " to '", final_dir.string(),
-                         "' failed: ", e.what_without_backtrace()));
-  } catch (...) {
-    remove_quietly(tmp);
-    throw;
+// The first rank's error among gathered statuses ({"error": ...} or anything else), or "".
+std::string first_error(const std::vector<std::string>& statuses) {
+  for (size_t r = 0; r < statuses.size(); ++r) {
+    const json j = json::parse(statuses[r]);
+    if (j.contains("error")) return grpo::str("rank ", r, ": ", j["error"].get<std::string>());
   }
+  return "";
+}
+
+std::string describe(const std::exception& e) {
+  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
+// Rank 0, after every rank's shard files are in `tmp`: the metadata and the small files, manifest,
+// marker, then the rename that publishes the checkpoint, `latest`, and pruning.
+void publish(const sfs::path& root, const sfs::path& tmp, const std::string& name, const TrainState& state,
+             const nlohmann::json& shards_meta, const std::vector<WrittenShardFile>& shard_files, int keep_last,
+             const std::string& output_dir) {
+  json manifest{{"format_version", kFormatVersion}, {"step", state.step}, {"files", json::object()}};
+  for (const auto& f : shard_files) manifest["files"][f.file] = {{"sha256", f.sha256}, {"bytes", f.bytes}};
+  std::vector<std::string> files;
+  fs::atomic_write((tmp / kShardsMeta).string(), shards_meta.dump(1) + "\n");
+  files.push_back(kShardsMeta);
+  if (!state.rng.empty()) {
+    save_rng((tmp / "rng.pt").string(), state.rng);
+    fsync_file((tmp / "rng.pt").string());
+    files.push_back("rng.pt");
+  }
+  fs::atomic_write((tmp / "state.json").string(), state_to_json(state).dump(2) + "\n");
+  files.push_back("state.json");
+  fs::atomic_write((tmp / "config.yaml").string(), state.config_yaml);
+  files.push_back("config.yaml");
+  fs::atomic_write((tmp / "metrics.jsonl").string(), state.metrics_jsonl);
+  files.push_back("metrics.jsonl");
+  for (const auto& f : files) {
+    const auto p = (tmp / f).string();
+    manifest["files"][f] = {{"sha256", sha256_file(p)}, {"bytes", sfs::file_size(p)}};
+  }
+  fs::atomic_write((tmp / kManifest).string(), manifest.dump(2) + "\n");
+  fs::atomic_write((tmp / kComplete).string(), grpo::str("step ", state.step, "\n"));
+  fs::fsync_dir(tmp.string());
+
+  // An older checkpoint of the same step (a re-run after resume) is moved aside, not deleted first,
+  // so there is always one complete copy under some name.
+  const sfs::path final_dir = root / name;
+  sfs::path old;
+  if (sfs::exists(final_dir)) {
+    old = root / grpo::str(".tmp-old-", name, "-", ::getpid());
+    remove_quietly(old);
+    sfs::rename(final_dir, old);
+  }
+  sfs::rename(tmp, final_dir);
+  fs::fsync_dir(root.string());
+  if (!old.empty()) remove_quietly(old);
+  fs::atomic_write((root / "latest").string(), name + "\n");
 
   // Prune: leftovers of crashed saves, then all but the newest keep_last complete checkpoints.
+  std::error_code ec;
   for (const auto& e : sfs::directory_iterator(root, ec))
     if (e.path().filename().string().rfind(".tmp-", 0) == 0) remove_quietly(e.path());
   auto all = list_checkpoints(output_dir);
@@ -252,7 +249,153 @@ std::string save_checkpoint(const std::string& output_dir, const TrainState& sta
     remove_quietly(all[i].second);
   }
   fs::fsync_dir(root.string());
-  log::info(grpo::str("checkpoint: saved step ", state.step, " to ", final_dir.string()));
+}
+
+// The AdamW state of `p`, or nullptr when it has none yet (no step taken).
+torch::optim::AdamWParamState* adamw_state(torch::optim::Optimizer& opt, const torch::Tensor& p) {
+  auto& st = opt.state();
+  auto it = st.find(p.unsafeGetTensorImpl());
+  if (it == st.end()) return nullptr;
+  auto* s = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get());
+  GRPO_CHECK(s, "checkpoint: the optimizer is not AdamW");
+  return s;
+}
+
+// Name of every optimizer parameter, by tensor identity; throws when one has no name in `weights`.
+std::vector<std::pair<std::string, torch::Tensor>> named_optimizer_params(const NamedTensors& weights,
+                                                                           torch::optim::Optimizer& opt) {
+  std::map<const void*, std::string> names;
+  for (const auto& [n, t] : weights) names[t.unsafeGetTensorImpl()] = n;
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& g : opt.param_groups())
+    for (const auto& p : g.params()) {
+      auto it = names.find(p.unsafeGetTensorImpl());
+      GRPO_CHECK(it != names.end(), "checkpoint: an optimizer parameter is not among the checkpointed weights");
+      out.emplace_back(it->second, p);
+    }
+  return out;
+}
+
+}  // namespace
+
+LocalShards replicated_shards(const NamedTensors& weights, torch::optim::Optimizer* optimizer) {
+  LocalShards s;
+  for (const auto& [n, t] : weights) s.weights.push_back({n, t.sizes().vec(), 0, t.numel(), t});
+  if (!optimizer) return s;
+  for (const auto& [n, p] : named_optimizer_params(weights, *optimizer)) {
+    auto* st = adamw_state(*optimizer, p);
+    if (!st) continue;
+    GRPO_CHECK(!st->max_exp_avg_sq().defined() || st->max_exp_avg_sq().numel() == 0,
+               "checkpoint: AdamW amsgrad state is not checkpointed");
+    s.optimizer.push_back({exp_avg_key(n), p.sizes().vec(), 0, p.numel(), st->exp_avg()});
+    s.optimizer.push_back({exp_avg_sq_key(n), p.sizes().vec(), 0, p.numel(), st->exp_avg_sq()});
+    s.optimizer_step[n] = st->step();
+  }
+  return s;
+}
+
+void load_replicated(const ShardReader& r, const NamedTensors& weights, torch::optim::Optimizer* optimizer) {
+  torch::NoGradGuard ng;
+  // Every weight must be there with its shape, and nothing else: a checkpoint belongs to one model.
+  std::set<std::string> names;
+  for (const auto& [n, t] : weights) {
+    names.insert(n);
+    const TensorMeta* m = r.find(n);
+    GRPO_REQUIRE(m, "checkpoint '", r.dir(), "' has no weight '", n, "' (the model has it)");
+    GRPO_REQUIRE(m->shape == t.sizes().vec(), "checkpoint '", r.dir(), "': weight '", n, "' has shape ",
+                 c10::IntArrayRef(m->shape), ", the model expects ", t.sizes());
+    r.read_into(n, 0, t.is_contiguous() ? t : t.contiguous());  // parameters are contiguous
+  }
+  for (const auto& [key, m] : r.tensors())
+    if (key.rfind("exp_avg", 0) != 0)
+      GRPO_REQUIRE(names.count(key), "checkpoint '", r.dir(), "' holds weight '", key, "', which the model does not have");
+  if (!optimizer) return;
+  for (const auto& [n, p] : named_optimizer_params(weights, *optimizer)) {
+    const int64_t step = r.optimizer_step(n);
+    auto& st = optimizer->state();
+    if (step == 0) {
+      st.erase(p.unsafeGetTensorImpl());
+      continue;
+    }
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->step(step);
+    s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+    s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+    r.read_into(exp_avg_key(n), 0, s->exp_avg());
+    r.read_into(exp_avg_sq_key(n), 0, s->exp_avg_sq());
+    st[p.unsafeGetTensorImpl()] = std::move(s);
+  }
+}
+
+std::string save_checkpoint(const std::string& output_dir, const TrainState& state, const NamedTensors& weights,
+                            torch::optim::Optimizer* optimizer, int keep_last) {
+  return save_checkpoint(output_dir, state, replicated_shards(weights, optimizer), nullptr, "none", keep_last);
+}
+
+std::string save_checkpoint(const std::string& output_dir, const TrainState& state, const LocalShards& mine,
+                            dist::Distributed* dist, const std::string& sharding, int keep_last) {
+  GRPO_REQUIRE(keep_last >= 1, "checkpoint: keep_last (checkpoint.save_total_limit) must be >= 1, got ", keep_last);
+  GRPO_REQUIRE(state.step >= 0, "checkpoint: step must be >= 0, got ", state.step);
+  const int rank = dist ? dist->rank() : 0, world = dist ? dist->world_size() : 1;
+  const sfs::path root = ckpt_root(output_dir);
+  const std::string name = ckpt_name(state.step);
+  const sfs::path final_dir = root / name;
+  auto fail = [&](const std::string& why) {
+    return InputError(grpo::str("checkpoint: saving step ", state.step, " to '", final_dir.string(), "' failed: ", why));
+  };
+  // 1. Rank 0 makes the .tmp directory every rank writes into; every rank says whether it holds
+  //    pieces (one writer: plain file names).
+  json hello{{"has", !mine.weights.empty() || !mine.optimizer.empty()}};
+  if (rank == 0) {
+    try {
+      const sfs::path tmp = root / grpo::str(".tmp-", name, "-", ::getpid());
+      sfs::create_directories(root);
+      remove_quietly(tmp);
+      sfs::create_directories(tmp);
+      hello["tmp"] = tmp.string();
+    } catch (const std::exception& e) {
+      hello["error"] = describe(e);
+    }
+  }
+  auto hellos = gather(dist, hello.dump());
+  if (auto err = first_error(hellos); !err.empty()) throw fail(err);
+  const sfs::path tmp = json::parse(hellos[0]).at("tmp").get<std::string>();
+  int writers = 0;
+  for (const auto& h : hellos) writers += json::parse(h).at("has").get<bool>() ? 1 : 0;
+
+  // 2. Every rank writes its own shard files (fsync'ed) and reports them; the save hook (tests)
+  //    runs on every rank after its shards are written, before anything marks the save complete.
+  json mine_json;
+  try {
+    json files = json::array();
+    for (const auto& f : write_local_shards(tmp.string(), mine, rank, world, writers == 1)) files.push_back(f.to_json());
+    if (save_hook()) save_hook()(state.step);
+    mine_json = {{"files", files}, {"steps", mine.optimizer_step}};
+  } catch (const std::exception& e) {
+    mine_json = {{"error", describe(e)}};
+  }
+  auto reports = gather(dist, mine_json.dump());
+  std::string err = first_error(reports);
+
+  // 3. Rank 0 publishes; every rank learns the outcome.
+  if (rank == 0 && err.empty()) {
+    try {
+      std::vector<WrittenShardFile> files;
+      std::map<std::string, int64_t> steps;
+      for (const auto& rep : reports) {
+        const json j = json::parse(rep);
+        for (const auto& f : j.at("files")) files.push_back(WrittenShardFile::from_json(f));
+        for (const auto& [k, v] : j.at("steps").items()) steps[k] = std::max(steps[k], v.get<int64_t>());
+      }
+      publish(root, tmp, name, state, shards_metadata(files, steps, world, sharding), files, keep_last, output_dir);
+    } catch (const std::exception& e) {
+      err = describe(e);
+    }
+  }
+  if (rank == 0 && !err.empty()) remove_quietly(tmp);
+  auto outcome = gather(dist, err.empty() ? json::object().dump() : json{{"error", err}}.dump());
+  if (auto e = first_error(outcome); !e.empty()) throw fail(rank == 0 ? err : e);
+  if (rank == 0) log::info(grpo::str("checkpoint: saved step ", state.step, " to ", final_dir.string()));
   return final_dir.string();
 }
 
@@ -268,7 +411,9 @@ std::string verify_checkpoint(const std::string& dir) {
     return grpo::str("unreadable ", kManifest, ": ", e.what());
   }
   if (!manifest.contains("files") || !manifest["files"].is_object()) return grpo::str(kManifest, " has no 'files' table");
-  for (const char* required : {"model.safetensors", "state.json"})
+  // A sharded checkpoint lists shards.json; a checkpoint of the first format (legacy) model.safetensors.
+  const bool sharded = manifest["files"].contains(kShardsMeta);
+  for (const char* required : {sharded ? kShardsMeta : "model.safetensors", "state.json"})
     if (!manifest["files"].contains(required)) return grpo::str(kManifest, " does not list ", required);
   for (const auto& [name, info] : manifest["files"].items()) {
     if (!info.is_object() || !info.contains("bytes") || !info["bytes"].is_number_unsigned() ||
@@ -289,11 +434,30 @@ std::string verify_checkpoint(const std::string& dir) {
     }
     if (sha != info.value("sha256", "")) return grpo::str(name, " fails its SHA-256 check (corrupt or modified)");
   }
-  return "";
+  // The metadata against the shard files: every piece present with its dtype and size, every
+  // tensor covered once. A shard file missing from the manifest is reported here by name.
+  return sharded ? verify_shards(dir) : "";
 }
 
-LoadedCheckpoint load_checkpoint(const std::string& dir, const NamedTensors& weights,
-                                 torch::optim::Optimizer* optimizer) {
+bool is_sharded_checkpoint(const std::string& dir) { return sfs::exists(sfs::path(dir) / kShardsMeta); }
+
+void read_weights(const std::string& dir, const NamedTensors& weights) {
+  if (!is_sharded_checkpoint(dir)) {
+    model::read_named(safetensors::File((sfs::path(dir) / "model.safetensors").string()), weights, model::ExtraTensors::IGNORE);
+    return;
+  }
+  const ShardReader r(dir);
+  torch::NoGradGuard ng;
+  for (const auto& [n, t] : weights) {
+    const TensorMeta* m = r.find(n);
+    GRPO_REQUIRE(m, "checkpoint '", dir, "' has no weight '", n, "' (the model has it)");
+    GRPO_REQUIRE(m->shape == t.sizes().vec(), "checkpoint '", dir, "': weight '", n, "' has shape ",
+                 c10::IntArrayRef(m->shape), ", the model expects ", t.sizes());
+    r.read_into(n, 0, t);
+  }
+}
+
+LoadedCheckpoint load_checkpoint_state(const std::string& dir) {
   const std::string problem = verify_checkpoint(dir);
   GRPO_REQUIRE(problem.empty(), "checkpoint '", dir, "' is not usable: ", problem);
   const sfs::path d(dir);
@@ -315,8 +479,23 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, const NamedTensors& wei
   }
   s.config_yaml = fs::read_file((d / "config.yaml").string());
   s.metrics_jsonl = fs::read_file((d / "metrics.jsonl").string());
+  try {
+    if (sfs::exists(d / "rng.pt")) s.rng = load_rng((d / "rng.pt").string());
+  } catch (const c10::Error& e) {
+    throw InputError(grpo::str("checkpoint '", dir, "': cannot load the RNG state: ", e.what_without_backtrace()));
+  }
+  return out;
+}
 
-  // Every weight must be there with its shape, and nothing else: a checkpoint belongs to one model.
+LoadedCheckpoint load_checkpoint(const std::string& dir, const NamedTensors& weights,
+                                 torch::optim::Optimizer* optimizer) {
+  LoadedCheckpoint out = load_checkpoint_state(dir);
+  const sfs::path d(dir);
+  if (is_sharded_checkpoint(dir)) {
+    load_replicated(ShardReader(dir), weights, optimizer);
+    return out;
+  }
+  // The first format: model.safetensors and a torch::serialize optimizer archive.
   model::read_named(safetensors::File((d / "model.safetensors").string()), weights, model::ExtraTensors::REJECT);
   try {
     if (optimizer) {
@@ -325,9 +504,8 @@ LoadedCheckpoint load_checkpoint(const std::string& dir, const NamedTensors& wei
       ar.load_from((d / "optimizer.pt").string());
       optimizer->load(ar);
     }
-    if (sfs::exists(d / "rng.pt")) s.rng = load_rng((d / "rng.pt").string());
   } catch (const c10::Error& e) {
-    throw InputError(grpo::str("checkpoint '", dir, "': cannot load optimizer/RNG state: ", e.what_without_backtrace()));
+    throw InputError(grpo::str("checkpoint '", dir, "': cannot load optimizer state: ", e.what_without_backtrace()));
   }
   return out;
 }

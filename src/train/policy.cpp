@@ -5,6 +5,7 @@
 
 #include "grpo/model/model_loader.h"
 #include "grpo/model/weights_io.h"
+#include "grpo/train/checkpoint.h"
 #include "grpo/util/fs.h"
 #include "grpo/util/log.h"
 #include "grpo/util/safetensors.h"
@@ -15,8 +16,9 @@ namespace {
 namespace sfs = std::filesystem;
 
 bool is_weights_dir(const sfs::path& p) {
-  return sfs::is_directory(p) && sfs::exists(p / "model.safetensors") && sfs::exists(p / "config.yaml") &&
-         !sfs::exists(p / "config.json");
+  // model.safetensors (final/, an unsharded checkpoint) or shards.json (a sharded checkpoint).
+  return sfs::is_directory(p) && (sfs::exists(p / "model.safetensors") || sfs::exists(p / "shards.json")) &&
+         sfs::exists(p / "config.yaml") && !sfs::exists(p / "config.json");
 }
 
 }  // namespace
@@ -44,8 +46,7 @@ Policy load_policy(const config::Config& cfg) {
     else inner.tokenizer.chat_template = cfg.tokenizer.chat_template, inner.tokenizer.assistant_prefix = cfg.tokenizer.assistant_prefix;
     p = load_policy(inner);
     // Written by save_policy_dir or save_checkpoint.
-    model::read_named(safetensors::File((sfs::path(path) / "model.safetensors").string()), policy_weights(p.model),
-                      model::ExtraTensors::IGNORE);
+    read_weights(path, policy_weights(p.model));
     log::info(str("loaded policy weights from ", path));
     return p;
   }

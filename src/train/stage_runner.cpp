@@ -5,8 +5,10 @@
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <set>
 
 #include "grpo/data/prompt.h"
+#include "grpo/dist/rank_rng.h"
 #include "grpo/dist/sharding.h"
 #include "grpo/train/lora_policy.h"
 #include "grpo/model/block.h"
@@ -144,16 +146,12 @@ void StageRunner::try_resume() {
                settings_.finished_steps, " steps but ", settings_.dir, "/checkpoints holds no valid checkpoint to continue from",
                " (to train ", settings_.max_steps, " steps from the start, pass --overwrite or choose another trainer.output_dir)");
   if (path) {
-    auto loaded = load_checkpoint(*path, checkpoint_weights(policy_.model), optimizer_.get());
+    auto loaded = load_checkpoint_tensors(*path);
     const auto& st = loaded.state;
-    // One RNG state per rank of the writing run: its world size. The data order, each rank's share
-    // of a step and the per-rank streams depend on it, so a different world size is refused.
-    if (!st.rng.empty()) dist::require_same_world_size(static_cast<int>(st.rng.size()), dist_ ? dist_->world_size() : 1, *path);
     step_ = st.step;
     loader_->set_position(st.data);
     history = st.metrics_jsonl;
-    int rank = dist_ ? dist_->rank() : 0;
-    if (static_cast<size_t>(rank) < st.rng.size()) restore_rng_state(st.rng[static_cast<size_t>(rank)]);
+    restore_rank_rng(st, *path);
     nonfinite_total_ = st.extra.value("nonfinite_steps", int64_t{0});
     restore_extra_state(st.extra.value("stage", nlohmann::json::object()));
     log::info(str("resumed from ", *path, " at step ", step_));
@@ -167,9 +165,62 @@ void StageRunner::try_resume() {
   if (!dist_ || dist_->is_main()) metrics_log_ = std::make_unique<MetricsLogger>(settings_.dir, cfg_.logging.report_to, history);
 }
 
+namespace {
+// Names of the trainable parameters (what a Sharder shards); the other checkpointed weights
+// (buffers, frozen ones) are replicated on every rank.
+std::set<std::string> trainable_names(model::Transformer& model) {
+  std::set<std::string> out;
+  for (const auto& p : model->named_parameters(/*recurse=*/true))
+    if (p.value().requires_grad()) out.insert(p.key());
+  return out;
+}
+}  // namespace
+
+LoadedCheckpoint StageRunner::load_checkpoint_tensors(const std::string& path) {
+  if (!sharder_) return load_checkpoint(path, checkpoint_weights(policy_.model), optimizer_.get());
+  // Sharded: each rank reads the pieces overlapping its own slices (any world size and sharding
+  // mode wrote them), and the replicated weights whole.
+  GRPO_REQUIRE(is_sharded_checkpoint(path), "checkpoint '", path, "' is in the first format (model.safetensors + ",
+               "optimizer.pt): resume it once with distributed.sharding: none, which saves the sharded format");
+  auto loaded = load_checkpoint_state(path);
+  ShardReader reader(path);
+  sharder_->load_shards([&](const std::string& key, int64_t begin, torch::Tensor dst) { reader.read_into(key, begin, dst); },
+                        [&](const std::string& param) { return reader.optimizer_step(param); });
+  const auto sharded = trainable_names(policy_.model);
+  torch::NoGradGuard ng;
+  for (const auto& [n, t] : checkpoint_weights(policy_.model)) {
+    if (sharded.count(n)) continue;
+    const TensorMeta* m = reader.find(n);
+    GRPO_REQUIRE(m && m->shape == t.sizes().vec(), "checkpoint '", path, "': weight '", n, "' is ",
+                 m ? "of another shape" : "missing", " (the model's is ", t.sizes(), ")");
+    reader.read_into(n, 0, t);
+  }
+  return loaded;
+}
+
+void StageRunner::restore_rank_rng(const TrainState& st, const std::string& path) {
+  // One RNG state per rank of the writing run (its world size). Rank r continues rank r's stream
+  // when the writer had one; a rank beyond it (more processes now) seeds from (seed, rank, step).
+  // This generator feeds only per-rank draws (LoRA dropout); the rollout's sampling streams are
+  // counter-based and keyed by the prompt's place in the global batch, so they do not depend on it
+  // (docs/distributed.md, "Checkpoints and resharding").
+  const int rank = dist_ ? dist_->rank() : 0, world = dist_ ? dist_->world_size() : 1;
+  const int saved = st.rng.empty() ? world : static_cast<int>(st.rng.size());
+  if (rank < static_cast<int>(st.rng.size())) restore_rng_state(st.rng[static_cast<size_t>(rank)]);
+  else torch::manual_seed(dist::derive_seed(static_cast<uint64_t>(cfg_.trainer.seed), rank, static_cast<uint64_t>(st.step)));
+  if (saved == world) return;
+  const int64_t batch = st.extra.value("per_device_train_batch_size", int64_t{0});
+  log::info(str("checkpoint ", path, " was written by ", saved, " process(es), this run has ", world,
+                ": resharded (each rank read its part of every tensor)"));
+  if (batch > 0 && batch * saved != int64_t{settings_.per_device_train_batch_size} * world)
+    log::warn(str("the global batch changes from ", batch, " x ", saved, " to ", settings_.per_device_train_batch_size,
+                  " x ", world, " per step: set trainer.per_device_train_batch_size to ", batch * saved, " / ", world,
+                  " to continue the same run"));
+}
+
 void StageRunner::save(const std::string& why) {
-  WholeWeights whole(sharder_.get());  // sharding full: the blocks whole while they are written
-  // Every rank contributes its RNG state; rank 0 writes.
+  // Every rank contributes its RNG state (gathered into rank 0's rng.pt) and its pieces: with a
+  // sharder its slices plus, from rank 0, the replicated weights; without, rank 0 everything.
   RngState mine = capture_rng_state();
   std::vector<RngState> all{mine};
   if (dist_ && dist_->world_size() > 1) {
@@ -178,9 +229,19 @@ void StageRunner::save(const std::string& why) {
     for (const auto& s : gathered) all.push_back(RngState{from_hex(s), {}});
     all[static_cast<size_t>(dist_->rank())] = mine;
   }
-  if (dist_ && !dist_->is_main()) {
-    dist_->barrier();
-    return;
+  const bool main = !dist_ || dist_->is_main();
+  LocalShards pieces;
+  if (sharder_) {
+    auto s = sharder_->local_shards();
+    for (auto& p : s.weights) pieces.weights.push_back({p.key, p.shape, p.begin, p.end, p.data});
+    for (auto& p : s.optimizer) pieces.optimizer.push_back({p.key, p.shape, p.begin, p.end, p.data});
+    pieces.optimizer_step = s.optimizer_step;
+    const auto sharded = trainable_names(policy_.model);
+    if (main)
+      for (const auto& [n, t] : checkpoint_weights(policy_.model))
+        if (!sharded.count(n)) pieces.weights.push_back({n, t.sizes().vec(), 0, t.numel(), t});
+  } else if (main) {
+    pieces = replicated_shards(checkpoint_weights(policy_.model), optimizer_.get());
   }
   TrainState st;
   st.step = step_;
@@ -189,14 +250,17 @@ void StageRunner::save(const std::string& why) {
   st.scheduler = {{"kind", std::string(config::enum_name(schedule_->kind()))},
                   {"warmup", schedule_->warmup_steps()},
                   {"total", schedule_->total_steps()}};
-  st.config_yaml = config::dump_config(cfg_);
-  st.metrics_jsonl = metrics_log_ ? metrics_log_->history() : "";
-  st.extra = {{"nonfinite_steps", nonfinite_total_}, {"stage", extra_state()}};
+  if (main) {
+    st.config_yaml = config::dump_config(cfg_);
+    st.metrics_jsonl = metrics_log_ ? metrics_log_->history() : "";
+  }
+  st.extra = {{"nonfinite_steps", nonfinite_total_},
+              {"stage", extra_state()},
+              {"per_device_train_batch_size", settings_.per_device_train_batch_size}};
   st.rng = all;
-  auto dir = save_checkpoint(settings_.dir, st, checkpoint_weights(policy_.model), optimizer_.get(),
+  auto dir = save_checkpoint(settings_.dir, st, pieces, dist_.get(), std::string(config::enum_name(cfg_.distributed.sharding)),
                              cfg_.checkpoint.save_total_limit);
-  log::info(str("saved checkpoint ", dir, " (", why, ")"));
-  if (dist_ && dist_->world_size() > 1) dist_->barrier();
+  if (main) log::info(str("saved checkpoint ", dir, " (", why, ")"));
 }
 
 double StageRunner::apply_gradients(StepMetrics& metrics) {

@@ -39,6 +39,8 @@ inline void kill_at_checkpoint_and_resume(const std::string& cut_args, const std
   ASSERT_FALSE(std::filesystem::exists(cut / "stage.json"));
   auto r = run_grpo(cut_args + " --resume auto");
   ASSERT_EQ(r.rc, 0) << r.err;
+  // It continued from a checkpoint, not silently from step 0 (whose metrics would match as well).
+  ASSERT_NE(r.err.find("resumed from " + (cut / "checkpoints").string() + "/checkpoint-"), std::string::npos) << r.err;
 }
 
 /// Every metric of one step's metrics.jsonl line `a` equals `b`'s, wall-clock times aside (time/*,

@@ -132,6 +132,8 @@ TEST_P(CiSmokeResume, ResumeAfterSigkillIsExact) {
   ASSERT_FALSE(sfs::exists(cut / "stage.json"));
   auto r = run_grpo(base + common_overrides(cut) + " --resume auto");
   ASSERT_EQ(r.rc, 0) << r.err;
+  // It continued from a checkpoint (at least 2), not silently from step 0 (which would also match).
+  EXPECT_NE(r.err.find("resumed from " + (cut / "checkpoints").string() + "/checkpoint-"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(kc.line), std::string::npos) << "the resumed run's log must name the kernels: " << r.err;
 
   auto a = read_jsonl(full / "metrics.jsonl");

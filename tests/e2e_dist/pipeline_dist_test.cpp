@@ -4,7 +4,7 @@
 //  - 2 processes with per_device_train_batch_size B/2 end where 1 process with B ends (SFT and 5
 //    GRPO steps, loss_type grpo and dapo), having sampled the same completions;
 //  - a 2-process run whose launcher is SIGKILLed resumes (--resume auto) to the uninterrupted
-//    run's metrics; resuming it with 1 process is refused with a clear error;
+//    run's metrics; a copy of it resumes on 1 process (resharded, issue 16);
 //  - a rank killed mid-run makes the other exit non-zero with a message, within the timeout.
 // The parity runs use tests/e2e_dist/dist-parity.yaml (why it differs from ci-smoke is written
 // there). Every command runs under `timeout` so that no test can hang.
@@ -326,11 +326,20 @@ TEST(DistResume, KilledLauncherResumesToTheUninterruptedMetrics) {
   ASSERT_EQ(count_processes_mentioning(cut), 0) << "the workers outlived their launcher by a minute";
   ASSERT_FALSE(fs::exists(cut + "/stage-2-grpo/stage.json")) << "the run finished before the kill: nothing to resume";
 
-  // A different world size is refused, naming the checkpoint and both sizes, and changes nothing.
-  auto one = run_cmd("timeout 120 " + kBin + " train " + args(cut, shared_inputs(full)) +
-                     " trainer.per_device_train_batch_size=8 --resume auto");
-  EXPECT_EQ(one.rc, 2) << one.err;
-  EXPECT_NE(one.err.find("was written by a run of 2 process(es), this run has 1"), std::string::npos) << one.err;
+  // A different world size reshards (issue 16; docs/distributed.md, "Checkpoints and resharding"):
+  // 1 process with twice the per-device batch continues a copy of the run from its newest
+  // checkpoint for one more step, saying so.
+  const std::string one_dir = t / "one";
+  fs::copy(cut, one_dir, fs::copy_options::recursive);
+  const std::string latest = read_text(one_dir + "/stage-2-grpo/checkpoints/latest");  // "checkpoint-0000000N\n"
+  ASSERT_GT(latest.size(), 12u) << latest;
+  const int saved_step = std::stoi(latest.substr(11));
+  auto one = run_cmd("timeout 120 " + kBin + " train " + args(one_dir, shared_inputs(full)) +
+                     " trainer.per_device_train_batch_size=8 stages.1.max_steps=" + std::to_string(saved_step + 1) +
+                     " --resume auto");
+  EXPECT_EQ(one.rc, 0) << one.err;
+  EXPECT_NE(one.err.find("resumed from " + one_dir + "/stage-2-grpo/checkpoints/checkpoint-"), std::string::npos) << one.err;
+  EXPECT_NE(one.err.find("was written by 2 process(es), this run has 1: resharded"), std::string::npos) << one.err;
 
   r = run_cmd(launch2(args(cut, shared_inputs(full)) + " --resume auto"));
   ASSERT_EQ(r.rc, 0) << r.err;

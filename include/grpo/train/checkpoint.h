@@ -1,8 +1,11 @@
 #pragma once
-// Checkpoints that survive crashes. Layout of <output_dir>/checkpoints/:
+// Checkpoints that survive crashes and reshard. Layout of <output_dir>/checkpoints/:
 //   checkpoint-00000120/          one directory per saved step (zero-padded so names sort by step)
-//     model.safetensors           policy weights (named tensors; F32 / BF16 / F16 as held)
-//     optimizer.pt                torch::optim state (torch::serialize::OutputArchive)
+//     shards.json                 where every element of every tensor is (train/shard_io.h)
+//     model.safetensors           weights, when one rank holds them all (sharding none): an ordinary
+//                                 safetensors file of named tensors (F32 / BF16 / F16 as held)
+//     model-RRRRR-of-NNNNN.safetensors       rank R's weight pieces (sharded modes)
+//     optimizer[-RRRRR-of-NNNNN].safetensors AdamW exp_avg / exp_avg_sq pieces (steps in shards.json)
 //     rng.pt                      CPU generator state and, when present, each CUDA device's, per rank
 //     state.json                  step, stage, data-loader position, scheduler, extra loop state
 //     config.yaml                 the resolved config of the run
@@ -11,10 +14,14 @@
 //     COMPLETE                    marker, written last inside the directory
 //   latest                        "checkpoint-00000120\n", replaced atomically after each save
 //   .tmp-checkpoint-...           a save in progress (or one a crash interrupted): never loaded
-// A save writes everything into a .tmp directory, fsyncs each file and the directory, renames it
-// to its final name, fsyncs the parent, then replaces `latest` (temp file, fsync, rename, fsync dir)
-// and prunes old checkpoints. A crash at any point leaves either the previous state or the new
-// complete checkpoint. Loading verifies the marker and every checksum. See docs/checkpoints.md.
+// A save is collective: rank 0 makes a .tmp directory, every rank writes and fsyncs its own shard
+// files there and reports them (names, pieces, sizes, SHA-256) in one all-gather, then rank 0
+// writes the metadata and small files, fsyncs each file and the directory, renames it to its final
+// name, fsyncs the parent, replaces `latest` and prunes old checkpoints; a last all-gather tells
+// every rank the outcome. A crash at any point leaves either the previous state or the new complete
+// checkpoint. Loading verifies the marker, every checksum and the metadata against the shard files.
+// Checkpoints of the first format (model.safetensors + optimizer.pt, no shards.json) still load.
+// See docs/checkpoints.md.
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +35,11 @@
 
 #include "grpo/data/loader.h"
 #include "grpo/model/weights_io.h"
+#include "grpo/train/shard_io.h"
+
+namespace grpo::dist {
+class Distributed;
+}
 
 namespace grpo::train {
 
@@ -68,6 +80,26 @@ using NamedTensors = model::NamedTensors;
 std::string save_checkpoint(const std::string& output_dir, const TrainState& state, const NamedTensors& weights,
                             torch::optim::Optimizer* optimizer, int keep_last);
 
+/// The collective save: every rank of `dist` (null: a single process) calls it with the pieces it
+/// holds (`mine`; empty on ranks that write nothing); `state` matters on rank 0 only (it holds
+/// every rank's RNG state). `sharding` ("none", "optimizer", "full") is recorded in shards.json.
+/// Every rank returns the checkpoint directory, or every rank throws grpo::InputError naming the
+/// rank and the problem (the .tmp directory is removed, the previous checkpoints stay).
+std::string save_checkpoint(const std::string& output_dir, const TrainState& state, const LocalShards& mine,
+                            dist::Distributed* dist, const std::string& sharding, int keep_last);
+
+/// What one process of an unsharded run holds: every weight whole, and the AdamW state
+/// (exp_avg, exp_avg_sq, step) of every parameter of `optimizer` that has one (optimizer may be
+/// null). The optimizer's parameters must be among `weights` (matched by tensor identity).
+LocalShards replicated_shards(const NamedTensors& weights, torch::optim::Optimizer* optimizer);
+
+/// Fills every weight whole from `reader` (all present with their shapes, no extra weights in the
+/// checkpoint) and, when `optimizer` (AdamW) is not null, its state: parameters with a recorded
+/// step get exp_avg / exp_avg_sq / step, the others none (as before their first step). Any world
+/// size and sharding mode wrote it: the pieces are reassembled. Throws grpo::InputError naming the
+/// checkpoint and the weight.
+void load_replicated(const ShardReader& reader, const NamedTensors& weights, torch::optim::Optimizer* optimizer);
+
 /// What load_checkpoint returns.
 struct LoadedCheckpoint {
   std::string path;
@@ -83,7 +115,22 @@ struct LoadedCheckpoint {
 LoadedCheckpoint load_checkpoint(const std::string& checkpoint_dir, const NamedTensors& weights,
                                  torch::optim::Optimizer* optimizer);
 
-/// Checks a checkpoint without loading it; returns "" when valid, else the first problem.
+/// Verifies `checkpoint_dir` and loads its TrainState (state.json, config.yaml, metrics.jsonl,
+/// rng.pt) but no tensors: a sharded trainer then fills its own pieces through a ShardReader.
+LoadedCheckpoint load_checkpoint_state(const std::string& checkpoint_dir);
+
+/// Fills `weights` from a checkpoint or weights directory of either format (a sharded checkpoint of
+/// any world size: its pieces reassembled; else model.safetensors). Every weight must be present
+/// with its shape; other tensors (AdamW moments, extra buffers) are ignored. Used to load a
+/// checkpoint as a policy (model.path, grpo model convert). Throws grpo::InputError naming the
+/// directory and the weight.
+void read_weights(const std::string& dir, const NamedTensors& weights);
+
+/// True when `checkpoint_dir` has shards.json (the sharded format), false for the first format.
+bool is_sharded_checkpoint(const std::string& checkpoint_dir);
+
+/// Checks a checkpoint without loading it; returns "" when valid, else the first problem (for a
+/// sharded one also the metadata against every shard file: verify_shards).
 std::string verify_checkpoint(const std::string& checkpoint_dir);
 
 /// The checkpoint to resume from: `resume` == "" -> nullopt (fresh start); "auto" -> the newest
@@ -96,8 +143,8 @@ std::optional<std::string> find_resume(const std::string& resume, const std::str
 /// Does not verify checksums (see verify_checkpoint).
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& output_dir);
 
-/// Test seam: called by save_checkpoint with the step being saved right after model.safetensors
-/// is written, before anything marks the checkpoint complete (the point where a crash hurts
+/// Test seam: called by save_checkpoint on every rank with the step being saved right after that
+/// rank's shard files are written, before anything marks the checkpoint complete (the point where a crash hurts
 /// most). Empty (the default) in production; the crash-during-save test
 /// (tests/e2e/kill_in_save_main.cpp) installs one that SIGKILLs the process. Not thread-safe:
 /// set it before training starts.

@@ -103,6 +103,10 @@ class StageRunner {
  private:
   void save(const std::string& why);
   void try_resume();
+  /// Loads a checkpoint's tensors into the model and the optimizer (or the sharder's slices).
+  LoadedCheckpoint load_checkpoint_tensors(const std::string& path);
+  /// This rank's RNG state after a resume, on any world size (see the definition).
+  void restore_rank_rng(const TrainState& st, const std::string& path);
   /// True when any rank received a stop signal (one MAX all-reduce per step with several ranks).
   bool stop_requested();
   /// Replaces each MoE layer's pending expert load by its sum over ranks (before update_bias).
