@@ -124,7 +124,11 @@ Numbers draw_numbers(Op op, int64_t max, std::mt19937_64& rng) {
 
 }  // namespace
 
-bool word_problem_template_heldout(int template_index) { return template_index % 3 == 2; }
+// The templates cycle through the operations in blocks of 9 (ADD, SUB, ADD3, ADD, SUB, SUB_ADD, ADD, SUB,
+// MUL): holding out plain every third template would hold out exactly the ADD3, SUB_ADD and MUL ones,
+// so training would never see a two-step or a product problem. Shifting the pattern by one per block
+// holds out 12 of 36 with every operation on both sides (ADD 9/3, SUB 9/3, ADD3, SUB_ADD, MUL 2/2).
+bool word_problem_template_heldout(int template_index) { return (template_index / 9 + template_index % 9) % 3 == 2; }
 
 std::vector<nlohmann::json> make_word_problems(const config::WordProblemsTaskConfig& cfg, int64_t n, uint64_t seed,
                                                bool heldout) {

@@ -35,4 +35,9 @@ SftResponse tokenize_sft_response(const tok::Tokenizer& tok, const config::Tools
   return r;
 }
 
+std::string sft_response_after_prefix(const std::string& text, const std::string& assistant_prefix) {
+  if (assistant_prefix.empty() || text.compare(0, assistant_prefix.size(), assistant_prefix) != 0) return text;
+  return text.substr(assistant_prefix.size());
+}
+
 }  // namespace grpo::train

@@ -33,7 +33,9 @@ bool SftStage::train_step(std::map<std::string, double>& m) {
   for (int64_t i = 0; i < mb * ga; ++i) {
     const auto* r = global[static_cast<size_t>(rank * mb * ga + i)];
     prompts.push_back(encode_prompt(policy_, prompt_messages(*r, cfg_)));
-    auto resp = tokenize_sft_response(*policy_.tokenizer, cfg_.rollout.tools, r->row[settings_.response_field].get<std::string>());
+    auto resp = tokenize_sft_response(
+        *policy_.tokenizer, cfg_.rollout.tools,
+        sft_response_after_prefix(r->row[settings_.response_field].get<std::string>(), cfg_.tokenizer.assistant_prefix));
     if (eos >= 0) resp.ids.push_back(eos), resp.injected.push_back(0);
     // Keep the sequence within the model's context.
     int64_t room = policy_.model->spec().max_position_embeddings - static_cast<int64_t>(prompts.back().size());

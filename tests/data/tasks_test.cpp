@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <array>
+#include <map>
 #include <set>
 
 #include "common/subprocess.h"
@@ -171,6 +173,7 @@ TEST(WordProblems, HeldOutTemplatesAndAnswers) {
   std::filesystem::remove_all(dir);
   write_task_splits(t, (dir / "train.jsonl").string(), (dir / "eval.jsonl").string());
   std::set<int> train_templates, eval_templates;
+  std::map<std::string, std::array<int, 2>> kinds;  // kind -> {train rows, held-out rows}
   std::vector<std::string> exprs, answers;
   for (const char* split : {"train.jsonl", "eval.jsonl"}) {
     std::ifstream f(dir / split);
@@ -179,6 +182,8 @@ TEST(WordProblems, HeldOutTemplatesAndAnswers) {
       int tpl = std::stoi(r["group"].get<std::string>().substr(std::string("word_problems/").size()));
       (std::string(split) == "eval.jsonl" ? eval_templates : train_templates).insert(tpl);
       std::string sol = r["solution"], q = r["question"];
+      const char* kind = sol.find(" x ") != std::string::npos ? "product" : sol.find(". ") != std::string::npos && sol.find(". ") + 2 < sol.find("</think>") ? "two-step" : "one-step";
+      kinds[kind][std::string(split) == "eval.jsonl" ? 1 : 0]++;
       std::string think = sol.substr(7, sol.find("</think>") - 7);  // "<think>" ... "</think>"
       size_t last = think.rfind(". ", think.size() - 2);
       std::string eq = last == std::string::npos ? think : think.substr(last + 2);
@@ -194,8 +199,14 @@ TEST(WordProblems, HeldOutTemplatesAndAnswers) {
     }
   }
   EXPECT_EQ(python_eval(exprs), answers);
-  for (int tpl : eval_templates) EXPECT_EQ(tpl % 3, 2) << "template " << tpl << " in the held-out split";
-  for (int tpl : train_templates) EXPECT_NE(tpl % 3, 2) << "held-out template " << tpl << " in training";
+  for (int tpl : eval_templates) EXPECT_EQ(train_templates.count(tpl), 0u) << "template " << tpl << " in both splits";
+  // Every kind of problem (one step, two steps, a product) is in both splits: otherwise held-out
+  // accuracy would measure an operation never trained on, not an unseen phrasing.
+  for (const auto& [kind, count] : kinds) {
+    EXPECT_GT(count[0], 0) << kind << " problems missing from training";
+    EXPECT_GT(count[1], 0) << kind << " problems missing from the held-out split";
+  }
+  EXPECT_EQ(kinds.size(), 3u);
   EXPECT_EQ(eval_templates.size(), 12u);
   EXPECT_EQ(train_templates.size(), 24u);
   std::filesystem::remove_all(dir);

@@ -42,7 +42,8 @@ std::optional<std::string> solve_countdown(const std::vector<int64_t>& nums, int
 /// max_number < 4.
 std::vector<nlohmann::json> make_word_problems(const config::WordProblemsTaskConfig& cfg, int64_t n, uint64_t seed,
                                                bool heldout);
-/// Whether template `template_index` of the word_problems task belongs to the held-out split (every third).
+/// Whether template `template_index` of the word_problems task belongs to the held-out split: one in
+/// three, staggered so that every operation (+, -, two steps, x) has templates in both splits.
 bool word_problem_template_heldout(int template_index);
 
 /// Text put before a HumanEval prompt's code: asks for the whole function in a ```python block.

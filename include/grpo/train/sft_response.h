@@ -24,4 +24,10 @@ struct SftResponse {
 /// following output_suffix is ordinary text.
 SftResponse tokenize_sft_response(const tok::Tokenizer& tok, const config::ToolsConfig& tools, const std::string& text);
 
+/// The part of an SFT response the model must produce after the prompt: the prompt already ends with
+/// tokenizer.assistant_prefix (e.g. "<think>"), so a response that starts with the same text (a
+/// task's "<think>...</think><answer>...</answer>" solution) loses that copy; otherwise SFT would
+/// teach "<think><think>...", which the strict format reward rejects. Other responses are unchanged.
+std::string sft_response_after_prefix(const std::string& text, const std::string& assistant_prefix);
+
 }  // namespace grpo::train
