@@ -25,6 +25,7 @@ struct Sharder::Unit {
   torch::Tensor gathered;              // [padded] float32 whole parameters while materialized
   c10::intrusive_ptr<c10d::Work> pending;
   bool whole = true;
+  bool low_precision = false;          // whole as bf16 views of gather_buf (the rollout's copy under autocast)
 };
 
 }  // namespace grpo::dist

@@ -10,6 +10,8 @@
 // gradient checkpointing on by default, so the recompute is the usual configuration there too.
 #include "sharded_block.h"
 
+#include <ATen/autocast_mode.h>
+
 #include "grpo/model/block_recompute.h"
 #include "grpo/util/error.h"
 
@@ -112,8 +114,13 @@ model::TransformerImpl::BlockRunner make_sharded_block_runner(Sharder* sharder) 
     if (unit < 0) return block.forward(x, cos, sin, mask, cache, valid);  // nothing trainable in it
     if (cache || !torch::GradMode::is_enabled()) {
       // Generation, old-policy log-probs, evaluation: gathered once, kept until the next
-      // training forward or optimizer step (Sharder::keep_for_inference).
-      if (!sharder->is_whole(unit)) sharder->materialize(unit), sharder->keep_for_inference(unit);
+      // training forward or optimizer step (Sharder::keep_for_inference). Under bf16 autocast
+      // with the bf16 all-gather the kept copy is bf16 (verl's hybrid engine: one bf16 copy while
+      // generating); a forward outside autocast needs float32 weights: it gathers them again.
+      const bool low = sharder->options().bf16_gather && at::autocast::is_autocast_enabled(x.device().type()) &&
+                       at::autocast::get_autocast_dtype(x.device().type()) == at::kBFloat16;
+      if (sharder->is_whole(unit) && sharder->is_low_precision(unit) && !low) sharder->release(unit);
+      if (!sharder->is_whole(unit)) sharder->materialize(unit, low), sharder->keep_for_inference(unit);
       return block.forward(x, cos, sin, mask, cache, valid);
     }
     sharder->release_inference();

@@ -88,8 +88,10 @@ void Sharder::build_units() {
   std::vector<std::pair<std::string, torch::Tensor>> rest;
   for (const auto& p : model_->named_parameters(/*recurse=*/true)) {
     if (!p.value().requires_grad()) continue;
-    GRPO_REQUIRE(p.value().scalar_type() == torch::kFloat32, "distributed.sharding: parameter ", p.key(), " is ",
-                 p.value().scalar_type(), "; sharded training keeps float32 masters (model.dtype float32)");
+    // float64 masters are for the parity tests (reduction-order rounding at 1e-16 instead of 1e-7).
+    GRPO_REQUIRE(p.value().scalar_type() == torch::kFloat32 || p.value().scalar_type() == torch::kFloat64,
+                 "distributed.sharding: parameter ", p.key(), " is ", p.value().scalar_type(),
+                 "; sharded training keeps float32 masters (model.dtype float32, or float64 for tests)");
     int64_t layer = -1;
     if (full && p.key().rfind("layers.", 0) == 0) layer = std::stoll(p.key().substr(7, p.key().find('.', 7) - 7));
     if (layer >= 0) per_layer[static_cast<size_t>(layer)].emplace_back(p.key(), p.value());
@@ -144,8 +146,8 @@ void Sharder::prefetch(int unit) {
   auto& u = *units_[static_cast<size_t>(unit)];
   if (u.whole || u.pending || u.gather_buf.defined()) return;
   torch::NoGradGuard ng;
-  const auto dtype = opts_.bf16_gather ? torch::kBFloat16 : torch::kFloat32;
-  u.send = u.shard.detach().to(dtype);  // bf16: a copy; float32: the master itself
+  const auto dtype = opts_.bf16_gather ? torch::kBFloat16 : u.shard.scalar_type();
+  u.send = u.shard.detach().to(dtype);  // bf16: a copy; otherwise the master itself
   u.gather_buf = torch::empty({u.padded}, u.send.options());
   u.pending = all_gather_flat(*dist_, u.send, u.gather_buf);
   ++traffic_.all_gathers;
@@ -153,7 +155,9 @@ void Sharder::prefetch(int unit) {
 
 bool Sharder::is_whole(int unit) const { return units_[static_cast<size_t>(unit)]->whole; }
 
-void Sharder::materialize(int unit) {
+bool Sharder::is_low_precision(int unit) const { return units_[static_cast<size_t>(unit)]->low_precision; }
+
+void Sharder::materialize(int unit, bool low_precision) {
   auto& u = *units_[static_cast<size_t>(unit)];
   if (u.whole) return;
   if (!u.gather_buf.defined()) prefetch(unit);
@@ -163,7 +167,9 @@ void Sharder::materialize(int unit) {
   torch::NoGradGuard ng;
   // bf16 all-gather: half the bytes on the wire; the block computes on the float32 upcast of the
   // bf16-rounded weights (under autocast its products run in bf16 anyway).
-  u.gathered = u.gather_buf.scalar_type() == torch::kFloat32 ? u.gather_buf : u.gather_buf.to(torch::kFloat32);
+  const auto master = u.shard.scalar_type();
+  u.low_precision = low_precision && u.gather_buf.scalar_type() == torch::kBFloat16;
+  u.gathered = u.gather_buf.scalar_type() == master || u.low_precision ? u.gather_buf : u.gather_buf.to(master);
   u.send = torch::Tensor();
   u.gather_buf = torch::Tensor();
   for (auto& e : u.entries) {
@@ -180,9 +186,10 @@ void Sharder::release(int unit) {
   auto& u = *units_[static_cast<size_t>(unit)];
   if (pinned_ || !u.whole || !u.block) return;
   torch::NoGradGuard ng;
-  for (auto& e : u.entries) e.param.set_data(torch::empty({0}, e.param.options()));
+  for (auto& e : u.entries) e.param.set_data(torch::empty({0}, e.param.options().dtype(u.shard.scalar_type())));
   u.gathered = torch::Tensor();
   u.whole = false;
+  u.low_precision = false;
 }
 
 torch::Tensor Sharder::reduce_scatter_block(int unit, std::vector<torch::Tensor> grads) {
@@ -291,6 +298,7 @@ void Sharder::zero_grad() {
 }
 
 void Sharder::gather_full() {
+  release_inference();  // a bf16 rollout copy is not what a caller of gather_full wants (saving, copying)
   pinned_ = true;
   for (int u = 0; u < num_units(); ++u)
     if (units_[static_cast<size_t>(u)]->block) prefetch(u);

@@ -35,6 +35,7 @@ torch::Dtype to_torch_dtype(config::DType d) {
   switch (d) {
     case config::DType::BFLOAT16: return torch::kBFloat16;
     case config::DType::FLOAT16: return torch::kFloat16;
+    case config::DType::FLOAT64: return torch::kFloat64;
     default: return torch::kFloat32;
   }
 }

@@ -85,7 +85,13 @@ GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& 
   // beta == 0 loads no reference model, unless grpo.log_kl asks for the KL as a metric.
   // With LoRA adapters the reference is the base model: the policy with its adapters switched off.
   if ((cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) && model::has_lora(*policy_.model)) ref_is_base_ = true;
-  else if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
+  else if ((cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) && sharder_ && sharder_->num_block_units() > 0) {
+    // sharding full: no rank holds the policy's blocks whole, and the reference is sharded the same way.
+    ref_shards_ = std::make_unique<dist::ShardedReference>(dist_, *sharder_, policy_.model);
+    ref_ = ref_shards_->model();
+    log::info(str("reference model: decoder blocks sharded like the policy's (sharding full), ", ref_shards_->held_bytes(),
+                  " bytes on this rank, gathered one block at a time in its forwards"));
+  } else if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
   if (ref_) model::apply_kernels(*ref_, cfg_.kernels, /*log_line=*/false);  // the policy's kernels, logged once by the pipeline
   if (cfg_.grpo.async_rollout == config::AsyncRolloutMode::ON) {
     GRPO_REQUIRE(!dist_ || dist_->world_size() == 1, "grpo.async_rollout: on overlaps rollout and update in one process; with ",
@@ -569,7 +575,7 @@ bool GrpoStage::train_step(std::map<std::string, double>& m) {
   iteration_ = (iteration_ + 1) % cfg_.grpo.num_iterations;
   if (iteration_ == 0) gen_.reset();
   if (ref_ && cfg_.grpo.ref_model_sync_steps > 0 && (step_ + 1) % cfg_.grpo.ref_model_sync_steps == 0)
-    copy_weights(ref_, policy_.model);
+    ref_shards_ ? ref_shards_->sync_from(*sharder_, policy_.model) : copy_weights(ref_, policy_.model);
 
   for (const auto& [k, v] : reduce_metrics(sm)) m[k] = v;
   if (auto tr = m.find("completions/truncated_ratio"); tr != m.end() && (!dist_ || dist_->is_main()))

@@ -5,15 +5,19 @@
 //
 //   dist_shard_worker --out PREFIX [--mode none|optimizer|full] [--moe 0|1] [--steps 3] [--micro 2]
 //                     [--reshard 1] [--fprefetch 1] [--bprefetch 1] [--bucket-mb 25] [--ckpt 0|1] [--generate N] [--bf16 0|1]
+//                     [--ref 0|1] [--autocast 0|1] [--layers 3]
 //
 // PREFIX.weights.txt: every trainable parameter (named_parameters order), one value a line, rank 0.
 // PREFIX.rank-R.txt: "key value" lines: gathers, allreduces, gg_pairs (two all-gathers run back to
-// back, with no matmul between: only a prefetch can do that), peak_bytes, world, ckpt_equal, and
-// last the event string (G all-gather, R all-reduce, M matmul; | between steps).
+// back, with no matmul between: only a prefetch can do that), peak_bytes, world, ckpt_equal, the
+// --ref keys (ref_*: see reference_check), the rollout-copy keys (see the step loop), and last the
+// event string (G all-gather, R all-reduce,
+// M matmul; | between steps).
 // Collectives are counted where c10d records them (RecordFunction "gloo:all_gather" etc.), not by
 // the sharder.
 #include <ATen/record_function.h>
 
+#include <chrono>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -27,9 +31,12 @@
 #include "grpo/dist/distributed.h"
 #include "grpo/dist/grad_reducer.h"
 #include "grpo/dist/rank_rng.h"
+#include "grpo/dist/sharded_reference.h"
 #include "grpo/dist/sharding.h"
+#include "grpo/model/bf16_autocast.h"
 #include "grpo/model/transformer.h"
 #include "grpo/util/error.h"
+#include "common/alloc_counter.h"
 
 namespace {
 
@@ -67,13 +74,15 @@ at::CallbackHandle record_events() {
       }));
 }
 
+int g_layers = 3;  // --layers
+
 grpo::model::ModelSpec tiny_spec(bool moe) {
   grpo::model::ModelSpec s;
   s.architecture = moe ? "MixtralForCausalLM" : "LlamaForCausalLM";
   s.vocab_size = 64;
   s.hidden_size = 32;
   s.intermediate_size = 48;
-  s.num_hidden_layers = 3;
+  s.num_hidden_layers = g_layers;
   s.num_attention_heads = 4;
   s.num_key_value_heads = 2;
   s.head_dim = 8;
@@ -96,6 +105,58 @@ torch::Tensor batch_loss(grpo::model::Transformer& m, const torch::Tensor& ids, 
   return -(lp * w.unsqueeze(-1)).sum() / norm;
 }
 
+// Token log-probs of `ids` [b, T] under `m` without grad: [b, T-1] float32.
+torch::Tensor token_logprobs(grpo::model::Transformer& m, const torch::Tensor& ids) {
+  torch::NoGradGuard ng;
+  auto out = m->forward(ids);
+  auto logp = torch::log_softmax(m->logits(out.hidden).narrow(1, 0, ids.size(1) - 1), -1);
+  return logp.gather(-1, ids.narrow(1, 1, ids.size(1) - 1).unsqueeze(-1)).squeeze(-1);
+}
+
+// --ref 1 (sharding full): the reference model sharded like the policy, against a replicated one.
+// Bytes are counted by LibTorch's CPU allocator (tests/common/alloc_counter.h), not by the class:
+//   ref_bytes       resident after building the sharded reference (outside its forwards)
+//   ref_full_bytes  resident after building a replicated reference (every weight whole)
+//   ref_block_bytes the decoder blocks' share of ref_full_bytes (parameters named layers.*)
+//   ref_fwd_extra   the largest transient of a sharded forward above ref_bytes (gathered blocks
+//                   plus activations); ref_full_fwd_extra the same for the replicated forward
+//   ref_logp_diff   max |log p| difference, sharded vs replicated reference, before training
+//   ref_sync_diff   after training and sync_from (ref_model_sync_steps), vs the trained policy
+struct RefCheck {
+  std::unique_ptr<grpo::dist::ShardedReference> sharded;
+  grpo::model::Transformer replicated{nullptr};
+  int64_t bytes = 0, full_bytes = 0, block_bytes = 0, fwd_extra = 0, full_fwd_extra = 0;
+  double logp_diff = -1, sync_diff = -1;
+};
+
+RefCheck reference_check(const std::shared_ptr<Distributed>& d, grpo::dist::Sharder& sharder, grpo::model::Transformer& model,
+                         bool moe, const torch::Tensor& ids) {
+  RefCheck c;
+  {
+    grpo::testing::CpuAllocCounter n;
+    torch::manual_seed(0);  // the policy's initial weights, as on every rank
+    c.replicated = grpo::model::Transformer(tiny_spec(moe));
+    for (auto& p : c.replicated->parameters()) p.set_requires_grad(false);
+    c.replicated->eval();
+    c.full_bytes = n.stats().live;
+  }
+  for (const auto& p : c.replicated->named_parameters())
+    if (p.key().rfind("layers.", 0) == 0) c.block_bytes += static_cast<int64_t>(p.value().nbytes());
+  {
+    grpo::testing::CpuAllocCounter n;
+    c.sharded = std::make_unique<grpo::dist::ShardedReference>(d, sharder, model);
+    c.bytes = n.stats().live;
+    n.stats().reset_peak();
+    auto a = token_logprobs(c.sharded->model(), ids);
+    c.fwd_extra = n.stats().peak - c.bytes;
+    grpo::testing::CpuAllocCounter m;
+    auto b = token_logprobs(c.replicated, ids);
+    c.full_fwd_extra = m.stats().peak;
+    c.logp_diff = (a - b).abs().max().item<double>();
+  }
+  return c;
+}
+
 int run(const std::map<std::string, std::string>& f) {
   grpo::config::DistributedConfig dc;
   dc.sharding = grpo::config::enum_from_name<grpo::config::ShardingMode>(flag(f, "mode", "full")).value();
@@ -104,11 +165,15 @@ int run(const std::map<std::string, std::string>& f) {
   dc.backward_prefetch = flag(f, "bprefetch", "1") == "1";
   dc.shard_bucket_cap_mb = std::stod(flag(f, "bucket-mb", "25"));
   dc.timeout_s = 60;
+  g_layers = std::stoi(flag(f, "layers", "3"));
   auto d = Distributed::create(dc, "cpu");
   const int W = d->world_size(), R = d->rank();
   const int steps = std::stoi(flag(f, "steps", "3")), micro = std::stoi(flag(f, "micro", "2"));
   torch::manual_seed(0);  // the same initial weights on every rank
   grpo::model::Transformer model(tiny_spec(flag(f, "moe", "0") == "1"));
+  int64_t block_numel = 0;  // elements of the decoder blocks' parameters (what sharding full gathers)
+  for (const auto& p : model->named_parameters())
+    if (p.key().rfind("layers.", 0) == 0) block_numel += p.value().numel();
   grpo::config::OptimizerConfig oc;
   oc.weight_decay = 0.1;
   const double lr = 1e-2, max_norm = 0.5;
@@ -129,6 +194,17 @@ int run(const std::map<std::string, std::string>& f) {
     opt = std::make_unique<torch::optim::AdamW>(groups, o);
     if (W > 1) reducer = std::make_unique<grpo::dist::GradientReducer>(d, model->parameters());
   }
+  RefCheck ref;
+  const bool check_ref = flag(f, "ref", "0") == "1";
+  auto ref_ids = torch::randint(64, {4, 10}, grpo::dist::make_rank_generator(78, 0, 0), torch::kInt64);
+  if (check_ref) ref = reference_check(d, *sharder, model, flag(f, "moe", "0") == "1", ref_ids);
+  // The rollout copy (--generate N, last step), counted by LibTorch's CPU allocator:
+  //   gen_copy_bytes   resident after the N forwards without grad minus before them (the kept copy)
+  //   pre_update_bytes resident right before the optimizer step minus before the N forwards (is
+  //                    the copy still there when the update starts? compare with --generate 0)
+  grpo::testing::CpuAllocCounter alloc;
+  int64_t gen_copy_bytes = 0, pre_update_bytes = 0;
+  const bool autocast = flag(f, "autocast", "0") == "1";
   auto handle = record_events();
   constexpr int64_t kGlobal = 12, kT = 10;
   GRPO_REQUIRE(kGlobal % (W * micro) == 0, "12 rows must split into ranks x micro-batches");
@@ -141,11 +217,22 @@ int run(const std::map<std::string, std::string>& f) {
       std::lock_guard<std::mutex> l(g_mu);
       g_recording = true;
     }
+    // Gloo's threads drop their references to finished collectives' buffers a moment after the
+    // collective completes: let them, so that the counts below see only what the trainer holds.
+    auto settle = [&] {
+      d->barrier();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return alloc.stats().global_live();
+    };
+    const int64_t live0 = settle();
     {
-      // --generate N: N forwards without grad first, as a rollout's decode steps are.
+      // --generate N: N forwards without grad first, as a rollout's decode steps are (under CPU
+      // bf16 autocast with --autocast 1, as the rollout under trainer.bf16).
       torch::NoGradGuard ng;
+      grpo::model::Bf16Autocast ac(autocast, torch::Device(torch::kCPU));
       for (int g = 0; g < std::stoi(flag(f, "generate", "0")); ++g) model->forward(ids.narrow(0, 0, 2));
     }
+    gen_copy_bytes = settle() - live0;
     for (int k = 0; k < micro; ++k) {
       if (reducer) reducer->set_sync(k + 1 == micro);
       // Sum over the global batch divided by the global token count, times W: the mean over ranks
@@ -154,6 +241,7 @@ int run(const std::map<std::string, std::string>& f) {
                  double(kGlobal * (kT - 1)) / W)
           .backward();
     }
+    pre_update_bytes = settle() - live0;
     if (sharder) {
       sharder->step(lr, max_norm);
     } else {
@@ -194,6 +282,10 @@ int run(const std::map<std::string, std::string>& f) {
     for (size_t i = 0; ckpt_equal && i < mine.optimizer.size(); ++i)
       ckpt_equal = torch::equal(back.optimizer[i].data, mine.optimizer[i].data);
   }
+  if (check_ref) {
+    ref.sharded->sync_from(*sharder, model);
+    ref.sync_diff = (token_logprobs(ref.sharded->model(), ref_ids) - token_logprobs(model, ref_ids)).abs().max().item<double>();
+  }
   int64_t peak = sharder ? sharder->peak_held_bytes() : 0;
   if (sharder) sharder->gather_full();
   if (R == 0) {
@@ -219,7 +311,13 @@ int run(const std::map<std::string, std::string>& f) {
   }
   std::ofstream o(out + ".rank-" + std::to_string(R) + ".txt");
   o << "world " << W << "\ngathers " << gathers << "\nallreduces " << reduces << "\ngg_pairs " << gg << "\npeak_bytes " << peak
-    << "\nunits " << (sharder ? sharder->num_units() : 0) << "\nckpt_equal " << ckpt_equal << "\nevents " << ev << "\n";
+    << "\nunits " << (sharder ? sharder->num_units() : 0) << "\nckpt_equal " << ckpt_equal;
+  if (check_ref)
+    o << std::setprecision(17) << "\nref_bytes " << ref.bytes << "\nref_full_bytes " << ref.full_bytes << "\nref_block_bytes "
+      << ref.block_bytes << "\nref_fwd_extra " << ref.fwd_extra << "\nref_full_fwd_extra " << ref.full_fwd_extra
+      << "\nref_logp_diff " << ref.logp_diff << "\nref_sync_diff " << ref.sync_diff;
+  o << "\nblock_numel " << block_numel << "\ngen_copy_bytes " << gen_copy_bytes << "\npre_update_bytes " << pre_update_bytes;
+  o << "\nevents " << ev << "\n";
   d->barrier();
   return 0;
 }

@@ -137,3 +137,68 @@ TEST(Sharding, CheckpointPiecesRoundTrip) {
         EXPECT_EQ(read_key_values(out + ".rank-" + std::to_string(r) + ".txt")["ckpt_equal"], 1) << mode << " " << n << " rank " << r;
     }
 }
+
+TEST(Sharding, ReferenceModelIsShardedLikeThePolicy) {
+  // sharding full with a reference model (grpo.beta > 0), a MoE model of 8 blocks: each rank keeps
+  // the non-block weights whole and 1/N of every decoder block (plus at most N-1 padding elements
+  // per block), counted by LibTorch's CPU allocator against a replicated reference built the same
+  // way (measured on 3 ranks: exactly the expected bytes); its log-probs equal the replicated
+  // reference's (same weights, same ops: measured 0), and after ref_model_sync_steps' sync the
+  // trained policy's.
+  TempDir t;
+  constexpr int kBlocks = 8;
+  for (int n : {2, 3}) {
+    auto out = run_worker(t, str_cat("ref", n), n, "--mode full --moe 1 --steps 2 --ref 1 --layers 8");
+    for (int r = 0; r < n; ++r) {
+      auto kv = read_key_values(out + ".rank-" + std::to_string(r) + ".txt");
+      const double full = kv["ref_full_bytes"], blocks = kv["ref_block_bytes"];
+      ASSERT_GT(blocks, 0.5 * full) << "the tiny model's blocks must dominate for the count to mean anything";
+      const double expected = full - blocks + blocks / n;
+      EXPECT_GE(kv["ref_bytes"], expected) << n << " ranks, rank " << r;
+      EXPECT_LE(kv["ref_bytes"], expected + kBlocks * 4 * (n - 1)) << n << " ranks, rank " << r;
+      // A forward gathers (at least one block) but never the whole model: beyond the activations,
+      // which the replicated forward allocates as well, it holds the running block, the prefetched
+      // one and Gloo's staging buffer of an all-gather (ProcessGroupGloo gathers into a flat
+      // temporary and copies out), and up to two more staging buffers Gloo's threads have not
+      // freed yet: at most 5 of the 8 blocks (measured 3 to 4.05), never all 8.
+      const double extra = kv["ref_fwd_extra"] - kv["ref_full_fwd_extra"];
+      EXPECT_GE(extra, blocks / kBlocks) << n << " ranks, rank " << r;
+      EXPECT_LE(extra, blocks * 5 / kBlocks) << n << " ranks, rank " << r;
+      EXPECT_LE(kv["ref_logp_diff"], 1e-6) << n << " ranks, rank " << r;
+      EXPECT_LE(kv["ref_sync_diff"], 1e-6) << n << " ranks, rank " << r;
+      EXPECT_GE(kv["ref_logp_diff"], 0);
+      EXPECT_GE(kv["ref_sync_diff"], 0);
+    }
+  }
+}
+
+TEST(Sharding, RolloutCopyIsFreedBeforeTheUpdateAndBf16UnderBf16) {
+  // sharding full, 3 ranks, 8 blocks, forwards without grad (a rollout) before the training micro-batches.
+  // Counted by LibTorch's CPU allocator in the last step: those forwards leave one whole copy of
+  // the blocks resident (kept for the rest of the rollout), in float32 (4 bytes per element) and,
+  // with the bf16 all-gather under bf16 autocast (trainer.bf16), in bf16 (2 bytes); and when the
+  // optimizer step starts the copy is gone: the resident bytes then are those of the same run
+  // without the rollout forwards.
+  TempDir t;
+  auto kv = [&](const std::string& name, const std::string& args) {
+    return read_key_values(run_worker(t, name, 3, "--mode full --moe 1 --steps 2 --micro 2 --layers 8 " + args) + ".rank-0.txt");
+  };
+  auto none = kv("gen0", "--generate 0 --bf16 1 --autocast 1");
+  auto f32 = kv("f32", "--generate 3");
+  auto b16 = kv("b16", "--generate 3 --bf16 1 --autocast 1");
+  auto b16_plain = kv("b16plain", "--generate 3 --bf16 1 --autocast 0");
+  const double n = f32["block_numel"];
+  ASSERT_GT(n, 1000);
+  const double pad = 8 * 2 * 4;  // at most 2 padding elements per block unit, 8 blocks
+  EXPECT_GE(f32["gen_copy_bytes"], 4 * n);
+  EXPECT_LE(f32["gen_copy_bytes"], 4 * n + pad);
+  EXPECT_GE(b16["gen_copy_bytes"], 2 * n);
+  EXPECT_LE(b16["gen_copy_bytes"], 2 * n + pad);
+  // bf16 gather but a forward outside autocast: the weights must be float32 for it.
+  EXPECT_GE(b16_plain["gen_copy_bytes"], 4 * n);
+  EXPECT_EQ(none["gen_copy_bytes"], 0);
+  // Freed before the update: nothing of the copy left when the step starts (all threads' bytes,
+  // after Gloo's threads have let go of finished collectives: shard_worker_main.cpp).
+  EXPECT_EQ(f32["pre_update_bytes"], kv("f32gen0", "--generate 0")["pre_update_bytes"]);
+  EXPECT_EQ(b16["pre_update_bytes"], none["pre_update_bytes"]);
+}

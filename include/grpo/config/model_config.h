@@ -6,10 +6,11 @@
 
 namespace grpo::config {
 
-enum class DType { FLOAT32, BFLOAT16, FLOAT16 };
+enum class DType { FLOAT32, BFLOAT16, FLOAT16, FLOAT64 };
 template <> struct EnumNames<DType> {
   static constexpr std::pair<DType, std::string_view> items[] = {
-      {DType::FLOAT32, "float32"}, {DType::BFLOAT16, "bfloat16"}, {DType::FLOAT16, "float16"}};
+      {DType::FLOAT32, "float32"}, {DType::BFLOAT16, "bfloat16"}, {DType::FLOAT16, "float16"},
+      {DType::FLOAT64, "float64"}};
 };
 
 enum class RouterScoring { SOFTMAX, SIGMOID };
@@ -66,7 +67,7 @@ struct ModelConfig {
 
   template <class V> void visit(V& v) {
     v("path", path, "Model to load: a Hugging Face directory (config.json + safetensors), a .gguf file or a grpo checkpoint directory. Empty: initialise a new model from the fields below.");
-    v("dtype", dtype, "Parameter dtype for training and rollout.");
+    v("dtype", dtype, "Parameter dtype for training and rollout. float64 is for numerical tests (e.g. sharded vs unsharded parity at the rounding of float64 sums); sampling and rewards are unchanged.");
     v("device", device, "auto (cuda when available), cpu, cuda or cuda:N.");
     v("vocab_size", vocab_size, "Vocabulary size of a new model; 0 takes the tokenizer's.", at_least(0));
     v("hidden_size", hidden_size, "Model width (d_model) of a new model.", at_least(1));

@@ -74,8 +74,8 @@ class Sharder {
   /// Clears every gradient (the parameters' and the shards').
   void zero_grad();
 
-  /// Gathers every block unit and keeps it whole until release_full() (generation, saving the
-  /// final weights, evaluation). Collective. A no-op without block units.
+  /// Gathers every block unit (float32 masters' dtype) and keeps it whole until release_full()
+  /// (saving the final weights, copying them). Collective. A no-op without block units.
   void gather_full();
   void release_full();
 
@@ -100,7 +100,12 @@ class Sharder {
   // Used by the block runner (sharded_block.cpp).
   struct Unit;
   bool is_whole(int unit) const;
-  void materialize(int unit);    // whole parameters of `unit` (waits for a prefetch or gathers now)
+  /// Whole parameters of `unit` (waits for a prefetch or gathers now). `low_precision` (with
+  /// bf16_gather only): the parameters become bf16 views of the bf16 all-gather instead of its
+  /// float32 upcast: the rollout's copy under bf16 autocast, half the bytes, the same products
+  /// (autocast would cast the float32 upcast back to the same bf16 values).
+  void materialize(int unit, bool low_precision = false);
+  bool is_low_precision(int unit) const;  // whole as bf16 views (materialize(unit, true))
   void prefetch(int unit);       // launches the gather of `unit` asynchronously (no-op if whole/underway)
   void release(int unit);        // frees the gathered parameters of `unit` unless pinned
   /// Forwards without grad (generation, old-policy and reference log-probs) keep each block they
@@ -114,6 +119,8 @@ class Sharder {
   int block_unit(size_t layer) const { return layer < layer_unit_.size() ? layer_unit_[layer] : -1; }
   const ShardOptions& options() const { return opts_; }
   torch::Tensor block_shard(int unit) const;
+  /// A unit's layout and this rank's slice (the sharded reference model copies the block layout).
+  const Unit& unit(int unit) const { return *units_[static_cast<size_t>(unit)]; }
   std::vector<torch::Tensor> unit_params(int unit) const;
   void sample_peak(int64_t extra = 0);
 

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "grpo/data/dataset.h"
+#include "grpo/dist/sharded_reference.h"
 #include "grpo/reward/reward_set.h"
 #include "grpo/rollout/engine.h"
 #include "grpo/train/advantages.h"
@@ -94,6 +95,9 @@ class GrpoStage : public StageRunner {
   std::unique_ptr<rollout::RolloutEngine> engine_;
   model::Transformer ref_{nullptr};
   bool ref_is_base_ = false;  // LoRA: the reference is the policy with its adapters off (no ref_ copy)
+  // sharding full: ref_ is this object's model, its blocks sharded like the policy's (declared
+  // after ref_: destroyed first, while ref_ is no longer used).
+  std::unique_ptr<dist::ShardedReference> ref_shards_;
   std::unique_ptr<Generation> gen_;
   int iteration_ = 0;          // update index within the current generation batch
   int64_t generations_ = 0;    // generation batches drawn so far
