@@ -9,7 +9,9 @@
 namespace grpo::train {
 namespace {
 
-double dtype_bytes(config::DType d) { return d == config::DType::FLOAT32 ? 4.0 : 2.0; }
+double dtype_bytes(config::DType d) {
+  return d == config::DType::FLOAT64 ? 8.0 : d == config::DType::FLOAT32 ? 4.0 : 2.0;
+}
 
 // Completions per micro-batch on each rank: the largest of the stages' (a stage's 0 = trainer's).
 int64_t micro_batch(const config::Config& cfg) {
@@ -202,14 +204,20 @@ std::vector<MemoryPlan> plan_memory(const config::Config& cfg, const model::Mode
                                                    ? double(pc.largest_block) * ((d.forward_prefetch || d.backward_prefetch) ? 2 : 1)
                                                    : blocks);
     p.states = model_states(double(pc.total), double(pc.trainable), gathered, t.world, mode, sb);
-    p.reference = reference ? double(pc.total) * pb : 0.0;  // replicated in every mode (dist/sharding.h)
+    // The reference: replicated, except under full (dist/sharded_reference.h): the parameters
+    // outside the blocks whole, 1/N of each block, and the block running plus the prefetched one.
+    p.reference = !reference ? 0.0
+                  : full     ? (double(pc.root) + blocks / t.world + 2.0 * double(pc.largest_block)) * pb
+                             : double(pc.total) * pb;
+    // The rollout computes under bf16 autocast on a CPU with trainer.bf16 (rollout/engine.h).
     const double rollout_bytes = t.cpu && cfg.trainer.bf16 ? 2.0 : pb;
     p.kv_cache = grpo ? double(rows + prefill_rows) * kv_per_row * rollout_bytes : 0.0;
     double persistent_copy = 0;
     if (t.cpu && cfg.rollout.max_completion_length >= 4)  // rollout/engine.cpp packs from 4 new tokens on
       persistent_copy = double(pc.linear) * (cfg.trainer.bf16 ? 2.0 : 4.0) + (pb == 4.0 ? double(pc.head) * 4.0 : 0.0);
-    // Full sharding gathers the whole policy in its own dtype for generation.
-    p.rollout_copy = persistent_copy + (full && grpo ? double(pc.total) * pb : 0.0);
+    // Full sharding gathers the whole policy once for generation: bf16 when the rollout computes
+    // under bf16 autocast (the bf16 all-gather kept as is), else in the parameters' dtype.
+    p.rollout_copy = persistent_copy + (full && grpo ? double(pc.total) * rollout_bytes : 0.0);
     p.rollout_buffers = sampler;
     p.activations_plain = act.plain;
     p.activations_ckpt = act.ckpt;

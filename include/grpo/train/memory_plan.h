@@ -28,8 +28,9 @@
 // working copy we do not keep.
 //
 // The rest of the step, which DeepSpeed's estimators leave out and a GRPO step needs:
-//  - reference model (grpo.beta > 0 or grpo.log_kl, no LoRA): P*bytes(model.dtype), replicated in
-//    every mode (the sharder does not shard it yet).
+//  - reference model (grpo.beta > 0 or grpo.log_kl, no LoRA): P*bytes(model.dtype), replicated
+//    under none and optimizer; under full (dist/sharded_reference.h) the parameters outside the
+//    blocks whole, 1/N of the blocks, and two blocks gathered while its forward runs.
 //  - rollout KV cache: (rows + prefill_rows) * capacity * layers * 2 (K and V) * kv_heads * head_dim
 //    * bytes, rows = min(rollout.max_batch_size, completions per rank per step), prefill_rows =
 //    ceil(rows / num_generations) (a prompt's prefill cache lives beside the batch while it is
@@ -37,7 +38,8 @@
 //    the engine sizes rows by the longest prompt of the step). dtype: bf16 on a CPU under
 //    trainer.bf16, else model.dtype.
 //  - rollout weight copy: full sharding gathers the whole model once per step for generation (one
-//    copy in model.dtype, freed before the update; verl's hybrid engine); on a CPU the
+//    copy, freed before the update; verl's hybrid engine), in bf16 when the rollout runs under bf16
+//    autocast (a CPU with trainer.bf16: the bf16 all-gather is kept as is), else in model.dtype; on a CPU the
 //    engine keeps oneDNN-packed copies of every linear weight (bf16 under trainer.bf16, else
 //    float32) and of the float32 output head for all of the step (model/packed_linear.h).
 //  - activations of one micro-batch of per_device_train_batch_size sequences of `capacity`
