@@ -85,12 +85,6 @@ std::string backend_name(config::DistBackend b) {
   }
 }
 
-void require_same_world_size(int saved_world_size, int world_size, const std::string& checkpoint) {
-  GRPO_REQUIRE(saved_world_size == world_size, "checkpoint ", checkpoint, " was written by a run of ", saved_world_size,
-               " process(es), this run has ", world_size, "; resume with the same number of processes (data order, "
-               "per-rank batches and random streams depend on it; grpo does not reshard)");
-}
-
 bool nccl_available() {
 #ifdef GRPO_DIST_HAVE_NCCL
   return true;

@@ -23,11 +23,6 @@ enum class ReduceOp { SUM, MEAN, MIN, MAX };
 /// "nccl" / "gloo" / "none" (world size 1 without a process group).
 std::string backend_name(config::DistBackend b);
 
-/// Resume rule: a checkpoint written by `saved_world_size` ranks is only resumed by as many
-/// (data order, per-rank shares and random streams depend on it; there is no resharding).
-/// Throws grpo::InputError naming `checkpoint` and both sizes.
-void require_same_world_size(int saved_world_size, int world_size, const std::string& checkpoint);
-
 /// True when this LibTorch build has the NCCL backend compiled in (USE_C10D_NCCL and nccl.h found).
 bool nccl_available();
 
