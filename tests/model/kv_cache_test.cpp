@@ -111,6 +111,27 @@ TEST_P(KvCacheTest, RepeatSelectAndCopyRows) {
   EXPECT_EQ(other.lengths()[1].item<int64_t>(), 6);
 }
 
+// A bf16 cache (the rollout's under trainer.bf16) stores what a float32 cache stores, rounded to
+// bf16 by torch's own cast, and leaves the other slots alone (its write scatters through an int16
+// view of the same bits: kv_cache.cpp).
+TEST(KvCacheBf16, WritesTheRoundedValuesIntoTheirSlotsOnly) {
+  torch::manual_seed(4);
+  const ModelSpec spec = small_spec(false);
+  KVCache f32(spec, 3, 6, torch::kFloat32), b16(spec, 3, 6, torch::kBFloat16);
+  for (auto* c : {&f32, &b16}) c->advance(torch::tensor({0, 2, 1}, torch::kInt64));  // rows of different lengths
+  const int64_t H = spec.num_key_value_heads, hd = spec.head_dim;
+  auto k = torch::randn({3, H, 2, hd}), v = torch::randn({3, 2, H, hd}).transpose(1, 2);  // v strided, as in attention
+  auto [kf, vf] = f32.write(1, k, v);
+  auto [kb, vb] = b16.write(1, k, v);
+  ASSERT_EQ(kb.scalar_type(), torch::kBFloat16);
+  ASSERT_EQ(kb.size(2), 4);  // max length 2 + 2 new tokens
+  EXPECT_TRUE(torch::equal(kb, kf.to(torch::kBFloat16)));
+  EXPECT_TRUE(torch::equal(vb, vf.to(torch::kBFloat16)));
+  EXPECT_TRUE(torch::equal(kb[1].narrow(1, 2, 2), k[1].to(torch::kBFloat16)));  // row 1: slots 2, 3
+  EXPECT_EQ(kb[1].narrow(1, 0, 2).abs().sum().item<float>(), 0.f);                // untouched (zeros)
+  EXPECT_EQ(kb[2].narrow(1, 3, 1).abs().sum().item<float>(), 0.f);
+}
+
 TEST_P(KvCacheTest, ErrorsOnOverflowAndLeftPaddedChunk) {
   Transformer model(small_spec(GetParam()));
   torch::NoGradGuard ng;
