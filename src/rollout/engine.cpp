@@ -124,7 +124,8 @@ class GenerateRun {
   enum class Step { GO, DONE, CALL };  // what a token did to its completion
   bool admit();
   void resume_tools();
-  void inject(int64_t slot, ToolRunner::Done done);
+  void inject(const std::vector<int64_t>& slots, const std::vector<ToolRunner::Done>& dones);
+  torch::Tensor prefill_rows(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& feeds);
   void record_call(const ToolRunner::Done& done, Clock::time_point issued, Clock::time_point taken);
   void install(Prefill& pf, const Placement& placement, std::vector<Sequence>& seqs, const std::vector<int64_t>& rows,
                const std::vector<int64_t>& tokens);
@@ -207,76 +208,138 @@ bool GenerateRun::admit() {
   return true;
 }
 
-// Injects the tool results that are ready, in slot order. Blocks for one when no slot can decode
-// (all live sequences wait), and for all of them without rollout.tools.overlap (so which step
-// injects a result never depends on thread timing).
+// Injects the tool results that are ready, in slot order, in one batched prefill. Blocks for one
+// when no slot can decode (all live sequences wait), and for all of them without
+// rollout.tools.overlap (so which step injects a result never depends on thread timing).
 void GenerateRun::resume_tools() {
   std::vector<int64_t> waiting;  // tickets of the paused slots
   for (int64_t s = 0; s < sched_.held(); ++s)
     if (sched_.state(s) == SlotState::PAUSED) waiting.push_back(seqs_[s].tool.ticket);
   if (waiting.empty()) return;
   if (c_.tools.overlap && sched_.running() == 0) runner_->wait_any(waiting);
+  std::vector<int64_t> slots;
+  std::vector<ToolRunner::Done> dones;
   for (int64_t s = 0; s < sched_.held(); ++s) {
     if (sched_.state(s) != SlotState::PAUSED) continue;
     const int64_t ticket = seqs_[s].tool.ticket;
     if (c_.tools.overlap && !runner_->ready(ticket)) continue;
-    inject(s, runner_->take(ticket));
+    slots.push_back(s);
+    dones.push_back(runner_->take(ticket));
+  }
+  if (!slots.empty()) inject(slots, dones);
+}
+
+// Appends each call's result (dones[q]) to the paused sequence in slots[q]: its pending token (the
+// one that closed the call) and the result's tokens go through the model together, all slots in one
+// right-padded batch on a copy of their cache rows (one forward, not one per result: results that
+// arrive together would otherwise queue behind each other's prefills); each next token is drawn
+// from its row's last position, and the slots run again (or finish).
+void GenerateRun::inject(const std::vector<int64_t>& slots, const std::vector<ToolRunner::Done>& dones) {
+  const Clock::time_point taken = Clock::now();
+  std::vector<Clock::time_point> issued(slots.size());
+  std::vector<size_t> fed;                  // indices q of the results prefilled (not cut to the end)
+  std::vector<std::vector<int64_t>> feeds;  // per fed result: pending token + injected ids
+  for (size_t q = 0; q < slots.size(); ++q) {
+    const int64_t slot = slots[q];
+    Sequence& s = seqs_[slot];
+    Completion& c = results_[sched_.seq(slot)];
+    const ToolResult& result = dones[q].result;
+    issued[q] = issued_.at(s.tool.ticket);
+    issued_.erase(s.tool.ticket);
+    s.tool.ticket = -1;
+    ++c.tool_calls;
+    c.tool_errors += result.outcome == ToolOutcome::ERROR;
+    c.tool_timeouts += result.outcome == ToolOutcome::TIMEOUT;
+    ++c_.stats.tool_calls;
+    c_.stats.tool_run_seconds += result.run_seconds;
+    const std::vector<int64_t> ids = tool_result_tokens(c_.tok, c_.tools, result.body);
+    const size_t before = c.token_ids.size();
+    const bool full = c_.builder.inject(c, s, ids);
+    const int64_t n = static_cast<int64_t>(c.token_ids.size() - before);
+    c_.stats.injected_tokens += n;
+    if (full) {
+      ++n_finished_;
+      sched_.finish(slot);
+      record_call(dones[q], issued[q], taken);
+      continue;
+    }
+    fed.push_back(q);
+    feeds.push_back({pending_[slot]});
+    feeds.back().insert(feeds.back().end(), ids.begin(), ids.begin() + n);
+  }
+  if (fed.empty()) return;
+  const auto k = static_cast<int64_t>(fed.size());
+  std::vector<int64_t> outs(k), pos(k), slot_of(k);
+  std::vector<uint64_t> streams(k), counters(k);
+  int64_t T = 0, longest = 0;  // longest feed; longest cached row (its prompt and tokens before the feed)
+  for (int64_t r = 0; r < k; ++r) {
+    slot_of[r] = slots[fed[r]];
+    outs[r] = sched_.seq(slot_of[r]);
+    const Completion& c = results_[outs[r]];
+    const auto len = static_cast<int64_t>(feeds[r].size());
+    pos[r] = static_cast<int64_t>(c.token_ids.size());
+    streams[r] = seqs_[slot_of[r]].stream;
+    counters[r] = static_cast<uint64_t>(pos[r]);
+    T = std::max(T, len);
+    longest = std::max(longest, c.prompt_length + pos[r] - len);
+  }
+  // One batch when the padded rows fit a cache row (the longest row + T), else row by row.
+  torch::Tensor last_hidden;  // [k, D]
+  if (longest + T <= cache_->capacity()) {
+    last_hidden = prefill_rows(slot_of, feeds);
+  } else {
+    std::vector<torch::Tensor> hs;
+    for (int64_t r = 0; r < k; ++r) hs.push_back(prefill_rows({slot_of[r]}, {feeds[r]}));
+    last_hidden = torch::cat(hs);
+  }
+  for (int64_t r = 0; r < k; ++r) record_call(dones[fed[r]], issued[fed[r]], taken);  // tokens in the cache
+  auto logits = c_.head(last_hidden);  // [k, V]
+  torch::Tensor seen;  // [k, V] bool, only with a repetition penalty
+  if (c_.penalty) seen = seen_.index_select(0, torch::tensor(slot_of, torch::kInt64).to(device_));
+  StepDraws draws = c_.sampler(logits, seen, streams, counters);
+  apply_forced(c_, logits, outs, pos, draws);
+  for (int64_t r = 0; r < k; ++r) {
+    const int64_t slot = slot_of[r];
+    sched_.resume(slot);
+    const Step step = append(outs[r], seqs_[slot], draws.ids[r], draws.logprobs[r]);
+    if (step == Step::DONE) {
+      sched_.finish(slot);
+      continue;
+    }
+    pending_[slot] = draws.ids[r];
+    if (step == Step::CALL) sched_.pause(slot);
   }
 }
 
-// Appends a call's result to the paused sequence in `slot`: its pending token (the one that closed
-// the call) and the result's tokens go through the model on a one-row copy of its cache row, the
-// next token is drawn from the last position, and the slot runs again (or finishes).
-void GenerateRun::inject(int64_t slot, ToolRunner::Done done) {
-  const Clock::time_point taken = Clock::now();
-  const ToolResult& result = done.result;
-  const int64_t out = sched_.seq(slot);
-  Sequence& s = seqs_[slot];
-  Completion& c = results_[out];
-  const Clock::time_point issued = issued_.at(s.tool.ticket);
-  issued_.erase(s.tool.ticket);
-  s.tool.ticket = -1;
-  ++c.tool_calls;
-  c.tool_errors += result.outcome == ToolOutcome::ERROR;
-  c.tool_timeouts += result.outcome == ToolOutcome::TIMEOUT;
-  ++c_.stats.tool_calls;
-  c_.stats.tool_run_seconds += result.run_seconds;
-  const std::vector<int64_t> ids = tool_result_tokens(c_.tok, c_.tools, result.body);
-  const size_t before = c.token_ids.size();
-  const bool full = c_.builder.inject(c, s, ids);
-  const int64_t n = static_cast<int64_t>(c.token_ids.size() - before);
-  c_.stats.injected_tokens += n;
-  if (full) {
-    ++n_finished_;
-    sched_.finish(slot);
-    record_call(done, issued, taken);
-    return;
+// Runs feeds[r] through the model after the cache row of slots[r] (all rows in one forward,
+// right-padded to the longest feed, on a copy of those rows that is written back), marks them in
+// the "seen" rows, and returns the hidden state of each feed's last token: [k, D].
+torch::Tensor GenerateRun::prefill_rows(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& feeds) {
+  const auto k = static_cast<int64_t>(slots.size());
+  int64_t T = 0;
+  bool ragged = false;
+  for (const auto& f : feeds) {
+    ragged = ragged || (T > 0 && static_cast<int64_t>(f.size()) != T);
+    T = std::max(T, static_cast<int64_t>(f.size()));
   }
-  std::vector<int64_t> feed = {pending_[slot]};
-  feed.insert(feed.end(), ids.begin(), ids.begin() + n);
-  auto feed_t = torch::tensor(feed, torch::kInt64).to(device_).view({1, -1});  // [1, n + 1]
-  model::KVCache row(model_->spec(), 1, cache_->capacity(), rollout_cache_dtype(model_, c_.bf16), device_);
-  row.copy_row(0, *cache_, slot);
-  auto hidden = rollout_forward(model_, feed_t, {}, &row, c_.bf16).hidden;  // [1, n + 1, D]
-  cache_->copy_row(slot, row, 0);
-  record_call(done, issued, taken);  // the result's tokens are in the cache: injected
-  auto logits = c_.head(hidden.select(1, hidden.size(1) - 1));  // [1, V]
-  torch::Tensor seen;
-  if (c_.penalty) {
-    seen_[slot].scatter_(0, feed_t[0], true);
-    seen = seen_.narrow(0, slot, 1);
+  std::vector<int64_t> ids(static_cast<size_t>(k * T), 0), ones(static_cast<size_t>(k * T), 0), last(k);
+  for (int64_t r = 0; r < k; ++r) {
+    std::copy(feeds[r].begin(), feeds[r].end(), ids.begin() + r * T);
+    std::fill_n(ones.begin() + r * T, feeds[r].size(), 1);
+    last[r] = static_cast<int64_t>(feeds[r].size()) - 1;
   }
-  const int64_t pos = static_cast<int64_t>(c.token_ids.size());
-  StepDraws draws = c_.sampler(logits, seen, {s.stream}, {static_cast<uint64_t>(pos)});
-  apply_forced(c_, logits, {out}, {pos}, draws);
-  sched_.resume(slot);
-  const Step step = append(out, s, draws.ids[0], draws.logprobs[0]);
-  if (step == Step::DONE) {
-    sched_.finish(slot);
-    return;
+  auto ids_t = torch::tensor(ids, torch::kInt64).to(device_).view({k, T});  // [k, T], right-padded
+  torch::Tensor mask;  // [k, T] int64, only when the feeds differ in length (all ones otherwise)
+  if (ragged) mask = torch::tensor(ones, torch::kInt64).to(device_).view({k, T});
+  model::KVCache part(model_->spec(), k, cache_->capacity(), rollout_cache_dtype(model_, c_.bf16), device_);
+  for (int64_t r = 0; r < k; ++r) part.copy_row(r, *cache_, slots[r]);
+  auto hidden = rollout_forward(model_, ids_t, mask, &part, c_.bf16).hidden;  // [k, T, D]
+  for (int64_t r = 0; r < k; ++r) {
+    cache_->copy_row(slots[r], part, r);
+    if (c_.penalty) seen_[slots[r]].scatter_(0, ids_t[r].narrow(0, 0, last[r] + 1), true);
   }
-  pending_[slot] = draws.ids[0];
-  if (step == Step::CALL) sched_.pause(slot);
+  auto rows_t = torch::arange(k, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+  return hidden.index({rows_t, torch::tensor(last, torch::kInt64).to(device_)});  // [k, D]
 }
 
 // Adds a call's timeline (ToolCallTiming) to the stats; called the moment its tokens are injected.

@@ -396,6 +396,40 @@ TEST(ToolRollout, StatsTimeCallsFromTheirSandboxStart) {
   EXPECT_GE(st.tool_issue_to_inject_seconds - st.tool_start_to_inject_seconds, 0.430);
 }
 
+// Results that arrive together are prefilled in one batch, right-padded to the longest (overlap:
+// false injects the three calls of one step at once): each completion's transcript is its own, and
+// the logprobs drawn after the injection are the full forward's over its whole transcript.
+TEST(ToolRollout, ResultsOfDifferentLengthsInjectedTogether) {
+  // Body: the code repeated (its first digit) times, so the three feeds differ in length.
+  class Repeat : public ToolExecutor {
+   public:
+    ToolResult run(const ToolCall& call) const override {
+      std::string body;
+      for (int i = 0; i < call.code[0] - '0'; ++i) body += call.code;
+      return {ToolOutcome::OK, body, 0.0};
+    }
+  };
+  auto tools = python_tools();
+  tools.overlap = false;
+  Harness h(tools, 80, std::make_shared<Repeat>());
+  for (int c = 0; c < 3; ++c)
+    h.script->segs[c] = {bytes("<code>" + std::to_string(3 * c + 1) + "ab</code>"), cat({bytes("ok"), {kEos}})};
+  auto out = h.run(3, 1);
+  const std::vector<std::string> bodies = {"1ab", "4ab4ab4ab4ab", "7ab7ab7ab7ab7ab7ab7ab"};
+  for (int c = 0; c < 3; ++c) {
+    const std::string call = "<code>" + std::to_string(3 * c + 1) + "ab</code>";
+    ASSERT_EQ(out[c].text, call + wrapped(bodies[c]) + "ok") << c;
+    const std::vector<int64_t> prompt = {10 + c, 20, 30};
+    auto lp = full_logprobs(h.m, cat({prompt, out[c].token_ids}));
+    for (size_t k = 0; k < out[c].token_ids.size(); ++k) {
+      if (out[c].tool_mask[k]) continue;
+      EXPECT_NEAR(out[c].logprobs[k], lp[prompt.size() - 1 + k][out[c].token_ids[k]].item<float>(), 2e-4)
+          << c << " " << k;
+    }
+  }
+  EXPECT_EQ(h.engine->last_stats().tool_calls, 3);
+}
+
 // Hostile programs as calls cost their completion the call and nothing else: the batch finishes,
 // the other completions are untouched, and no process of theirs is left on the host.
 TEST(ToolRollout, HostileCallsCostOnlyTheirCall) {
