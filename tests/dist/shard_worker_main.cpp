@@ -219,9 +219,13 @@ int run(const std::map<std::string, std::string>& f) {
     }
     // Gloo's threads drop their references to finished collectives' buffers a moment after the
     // collective completes: let them, so that the counts below see only what the trainer holds.
+    // Sharded modes only: under DDP the reducer's bucket all-reduces may still be queued, and a
+    // barrier issued among them would not be in the same order on every rank.
     auto settle = [&] {
-      d->barrier();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (sharder) {
+        d->barrier();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
       return alloc.stats().global_live();
     };
     const int64_t live0 = settle();
