@@ -3,7 +3,8 @@
 # SmolLM2-135M-Instruct evaluated on the 300 held-out word problems (templates never trained on),
 # trained with configs/smollm2-word-problems.yaml (cold-start SFT, then GRPO), and evaluated again
 # with the same command: greedy accuracy, pass@k and maj@k from 8 samples per problem. Then the
-# before/after table, the training curve (runs/.../curve.dat, curve.png) and the wall times.
+# before/after table and the wall times; the training curve is the run's own plot,
+# <OUTPUT_DIR>/stage-2-grpo/training.png (reward, accuracy, held-out evaluations per step).
 # Finished steps are not redone (evaluations resume from their JSONL, training from --resume auto).
 #   scripts/word_problems_run.sh [OUTPUT_DIR]   (after scripts/setup.sh --quickstart)
 set -euo pipefail
@@ -18,7 +19,7 @@ t0=$(date +%s)
 t1=$(date +%s)
 "$BIN" train "$CONFIG" trainer.output_dir="$RUN" --resume auto >"$RUN/train.log" 2>&1
 t2=$(date +%s)
-"$BIN" eval "$RUN/final" -n 8 --no-progress --out "$RUN/after.jsonl" >"$RUN/after.log" 2>&1
+"$BIN" eval "$RUN/stage-2-grpo/final" -n 8 --no-progress --out "$RUN/after.jsonl" >"$RUN/after.log" 2>&1
 t3=$(date +%s)
 echo "wall time: before eval $((t1 - t0)) s, training $((t2 - t1)) s, after eval $((t3 - t2)) s"
 python3 - "$RUN" <<'PY'
@@ -31,19 +32,5 @@ for key in sorted(k for k in a if isinstance(a[k], (int, float)) and k in b):
     if key.startswith(("greedy_accuracy", "pass@", "maj@", "format", "mean_length", "truncat")):
         scale = 100 if not key.startswith("mean_length") else 1
         print(f"| {key} | {scale * b[key]:.1f} | {scale * a[key]:.1f} | {scale * (a[key] - b[key]):+.1f} |")
-rows = [json.loads(l) for l in open(f"{run}/stage-2-grpo/metrics.jsonl") if l.strip()]
-with open(f"{run}/curve.dat", "w") as f:
-    for r in rows:
-        f.write("%d\t%s\t%s\n" % (r["step"], r.get("accuracy", "NaN"), r.get("reward", "NaN")))
 PY
-if command -v gnuplot >/dev/null; then
-  gnuplot <<GP
-set terminal pngcairo size 900,500 noenhanced
-set output '$RUN/curve.png'
-set datafile missing 'NaN'
-set grid; set xlabel 'GRPO step'; set yrange [0:1.3]
-set title 'configs/smollm2-word-problems.yaml: training batch (32 sampled completions per step)'
-plot '$RUN/curve.dat' using 1:2 with lines lw 1 title 'accuracy', '' using 1:2 smooth bezier lw 2 title 'accuracy (smoothed)', '' using 1:3 smooth bezier lw 2 title 'reward (smoothed)'
-GP
-  echo "plot: $RUN/curve.png"
-fi
+echo "training curve: $RUN/stage-2-grpo/training.png"
