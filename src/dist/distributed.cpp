@@ -387,7 +387,8 @@ std::vector<std::string> Distributed::all_gather_string(const std::string& s) {
     }
   } catch (const std::exception& e) {
     throw Error(str("distributed all_gather (through the TCPStore) failed on rank ", rank(), " of ", world_size(),
-                    " within ", timeout_s_, " s: a peer rank died, hung or never started. Cause: ", short_message(e)));
+                    " within ", timeout_s_, " s: a peer rank died, hung or never started",
+                    hosts_.empty() ? std::string() : str(" (", ranks_and_hosts(), ")"), ". Cause: ", short_message(e)));
   }
   return out;
 }

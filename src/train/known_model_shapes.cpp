@@ -13,6 +13,8 @@ namespace grpo::train {
 namespace {
 
 const std::pair<const char*, const char*> kKnown[] = {
+    {"qwen2.5-0.5b-instruct",
+     R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","hidden_act":"silu","hidden_size":896,"intermediate_size":4864,"num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,"max_position_embeddings":32768,"rms_norm_eps":1e-06,"rope_theta":1000000.0,"tie_word_embeddings":true,"vocab_size":151936,"bos_token_id":151643,"eos_token_id":151645,"use_sliding_window":false})"},
     {"qwen2.5-1.5b-instruct",
      R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","hidden_act":"silu","hidden_size":1536,"intermediate_size":8960,"num_hidden_layers":28,"num_attention_heads":12,"num_key_value_heads":2,"max_position_embeddings":32768,"rms_norm_eps":1e-06,"rope_theta":1000000.0,"tie_word_embeddings":true,"vocab_size":151936,"bos_token_id":151643,"eos_token_id":151645,"use_sliding_window":false})"},
     {"qwen2.5-3b-instruct",
