@@ -18,6 +18,7 @@
 
 #include "common/run_files.h"
 #include "common/subprocess.h"
+#include "common/weights_diff.h"
 #include "grpo/util/safetensors.h"
 
 namespace {
@@ -26,35 +27,11 @@ namespace fs = std::filesystem;
 using grpo::testing::read_text;
 using grpo::testing::run_cmd;
 using grpo::testing::TempDir;
+using grpo::testing::weights_rel_diff;
 
 const std::string kBin = GRPO_BIN;
 const std::string kParity = std::string(GRPO_SOURCE_DIR) + "/tests/e2e_dist/dist-parity.yaml";
 
-// Element i of tensor t as a double (float32 or float64 storage).
-double value_at(const grpo::safetensors::File& f, const grpo::safetensors::TensorInfo& t, size_t i) {
-  if (t.dtype == "F64") return static_cast<const double*>(f.data(t))[i];
-  return static_cast<const float*>(f.data(t))[i];
-}
-
-// max |a - b| / max |a| over every value of two safetensors files (same tensor order and dtype).
-double weights_rel_diff(const std::string& a_path, const std::string& b_path) {
-  grpo::safetensors::File a(a_path), b(b_path);
-  auto ta = a.tensors(), tb = b.tensors();
-  EXPECT_EQ(ta.size(), tb.size());
-  if (ta.size() != tb.size() || ta.empty()) return INFINITY;
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ta.size(); ++i) {
-    EXPECT_EQ(ta[i].name, tb[i].name);
-    if (ta[i].nbytes != tb[i].nbytes || ta[i].dtype != tb[i].dtype || (ta[i].dtype != "F32" && ta[i].dtype != "F64"))
-      return INFINITY;
-    const size_t n = ta[i].nbytes / (ta[i].dtype == "F64" ? 8 : 4);
-    for (size_t k = 0; k < n; ++k) {
-      num = std::max(num, std::abs(value_at(a, ta[i], k) - value_at(b, tb[i], k)));
-      den = std::max(den, std::abs(value_at(a, ta[i], k)));
-    }
-  }
-  return num / den;
-}
 
 // One run of the parity pipeline; nproc 1 runs grpo train directly.
 void train(int nproc, const std::string& args) {

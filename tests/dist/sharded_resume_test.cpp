@@ -27,6 +27,7 @@
 
 #include "common/run_files.h"
 #include "common/subprocess.h"
+#include "common/weights_diff.h"
 #include "grpo/util/safetensors.h"
 
 namespace {
@@ -35,35 +36,13 @@ namespace fs = std::filesystem;
 using grpo::testing::read_text;
 using grpo::testing::run_cmd;
 using grpo::testing::TempDir;
+using grpo::testing::weights_rel_diff;
 
 const std::string kBin = GRPO_BIN;
 const std::string kParity = std::string(GRPO_SOURCE_DIR) + "/tests/e2e_dist/dist-parity.yaml";
 // kill_in_save_main.cpp (tests/e2e): `grpo train` with a save hook that SIGKILLs in one step's save.
 const std::string kKillInSave = std::string(GRPO_TEST_BIN_DIR) + "/e2e_kill_in_save";
 
-// max |a - b| / max |a| over the float32 tensors of two safetensors files, matched by name (every
-// tensor of `a` must be in `b` with the same size).
-double weights_rel_diff(const std::string& a_path, const std::string& b_path) {
-  grpo::safetensors::File a(a_path), b(b_path);
-  std::map<std::string, grpo::safetensors::TensorInfo> tb;
-  for (const auto& t : b.tensors()) tb[t.name] = t;
-  EXPECT_EQ(a.tensors().size(), tb.size()) << a_path << " vs " << b_path;
-  double num = 0, den = 0;
-  for (const auto& ta : a.tensors()) {
-    auto it = tb.find(ta.name);
-    if (it == tb.end() || it->second.nbytes != ta.nbytes || ta.dtype != "F32" || it->second.dtype != "F32") {
-      ADD_FAILURE() << ta.name << " differs in presence, size or dtype between " << a_path << " and " << b_path;
-      return INFINITY;
-    }
-    const auto* pa = static_cast<const float*>(a.data(ta));
-    const auto* pb = static_cast<const float*>(b.data(it->second));
-    for (size_t k = 0; k < ta.nbytes / sizeof(float); ++k) {
-      num = std::max(num, std::abs(double(pa[k]) - double(pb[k])));
-      den = std::max(den, std::abs(double(pa[k])));
-    }
-  }
-  return den > 0 ? num / den : INFINITY;
-}
 
 std::string per_device(int nproc) { return " trainer.per_device_train_batch_size=" + std::to_string(12 / nproc); }
 
