@@ -82,8 +82,12 @@ std::tuple<Tensor, Tensor> bwd_cpu(const Tensor& grad_logp, const Tensor& grad_e
   const double inv_t = 1.0 / temperature;
   const Tensor lse = lse_.to(acc).unsqueeze(1), ez = lse - entropy_.to(acc).unsqueeze(1);
   const Tensor gl = grad_logp.to(acc).unsqueeze(1), ge = grad_entropy.to(acc).unsqueeze(1);
-  const Tensor h = hidden.to(acc);
-  Tensor gh = torch::zeros_like(h);
+  // Reduced precision (bf16/fp16): the two gradient products run in the input dtype on the logits'
+  // gradient rounded to it, as autocast's backward of a bf16 linear and the CUDA path do (a float32
+  // product here cost more than the whole bf16 forward); float32 inputs: unchanged, all float32.
+  const bool low = hidden.scalar_type() != acc;
+  const Tensor h = low ? hidden : hidden.to(acc);
+  Tensor gh = torch::zeros(hidden.sizes(), hidden.options().dtype(acc));
   Tensor gw = torch::empty_like(weight);
   for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
     const int64_t c = std::min(chunk, vocab - v0);
@@ -92,9 +96,10 @@ std::tuple<Tensor, Tensor> bwd_cpu(const Tensor& grad_logp, const Tensor& grad_e
     const Tensor p = (z - lse).exp();
     const Tensor onehot =
         (torch::arange(v0, v0 + c, targets.options()).unsqueeze(0) == targets.unsqueeze(1)).to(acc);
-    const Tensor g = (gl * (onehot - p) - ge * p * (z - ez)) * inv_t;
-    gh.add_(torch::matmul(g, wc.to(acc)));
-    gw.narrow(0, v0, c).copy_(torch::matmul(g.t(), h));
+    const Tensor g = (gl * (onehot - p) - ge * p * (z - ez)) * inv_t;  // [n, c] float32
+    const Tensor gp = low ? g.to(hidden.scalar_type()) : g;
+    gh.add_(torch::matmul(gp, low ? wc : wc.to(acc)));
+    gw.narrow(0, v0, c).copy_(torch::matmul(gp.t(), h));
   }
   return {gh.to(hidden.scalar_type()), gw};
 }

@@ -16,21 +16,26 @@ bool packing_enabled() {
 
 }  // namespace
 
-DecodeHead::DecodeHead(model::Transformer model, int64_t max_rows, bool allow_packing) : model_(std::move(model)) {
+DecodeHead::DecodeHead(model::Transformer model, int64_t max_rows, bool allow_packing, bool bf16)
+    : model_(std::move(model)) {
   const torch::Tensor& w = model_->lm_head ? model_->lm_head->weight : model_->embed_tokens->weight;
   weight_impl_ = w.unsafeGetTensorImpl();
+  bf16_ = bf16;
+  if (!w.is_inference()) weight_version_ = static_cast<int64_t>(w._version());
   if (!allow_packing || !packing_enabled() || !w.device().is_cpu() || w.scalar_type() != torch::kFloat32 ||
       !model::PackedWeights::ops_registered())
     return;
   try {
-    packed_ = model::PackedWeights::pack(w, std::max<int64_t>(max_rows, 1));
+    torch::NoGradGuard no_grad;
+    // bf16: packed from the weight rounded to nearest even, as autocast's cast of it.
+    packed_ = model::PackedWeights::pack(bf16_ ? w.detach().to(torch::kBFloat16) : w, std::max<int64_t>(max_rows, 1));
   } catch (const c10::Error&) {
     // The plain head instead of failing the rollout.
     packed_ = torch::Tensor();
     return;
   }
-  if (model_->lm_head && model_->lm_head->bias.defined()) bias_ = model_->lm_head->bias.detach();
-  if (!w.is_inference()) weight_version_ = static_cast<int64_t>(w._version());
+  if (model_->lm_head && model_->lm_head->bias.defined())
+    bias_ = bf16_ ? model_->lm_head->bias.detach().to(torch::kBFloat16) : model_->lm_head->bias.detach();
 }
 
 bool DecodeHead::up_to_date() const {
@@ -41,6 +46,18 @@ bool DecodeHead::up_to_date() const {
 }
 
 torch::Tensor DecodeHead::operator()(const torch::Tensor& hidden) const {
+  if (bf16_) {
+    // The product of bf16 roundings of hidden and weight, float32 sums, logits rounded to bf16 and
+    // widened: what the bf16 training forward's head computes (train::completion_logprobs).
+    torch::NoGradGuard no_grad;
+    const auto hb = hidden.to(torch::kBFloat16).contiguous();
+    if (packed_.defined()) return model::PackedWeights::apply(hb, packed_, bias_).to(torch::kFloat32);
+    const torch::Tensor& w = model_->lm_head ? model_->lm_head->weight : model_->embed_tokens->weight;
+    const torch::Tensor b = model_->lm_head && model_->lm_head->bias.defined()
+                                ? model_->lm_head->bias.detach().to(torch::kBFloat16)
+                                : torch::Tensor();
+    return torch::nn::functional::linear(hb, w.detach().to(torch::kBFloat16), b).to(torch::kFloat32);
+  }
   if (!packed_.defined()) return model_->logits(hidden);
   return model::PackedWeights::apply(hidden.contiguous(), packed_, bias_);
 }

@@ -539,12 +539,13 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   // Packing costs about three unpacked products of one row: worth it only when there are
   // several decode steps to amortise it over.
   const bool pack = params_.max_completion_length >= 4;
-  if (!head_ || !head_->up_to_date() || head_->packed() != pack)
-    head_ = std::make_unique<DecodeHead>(model_, limits_.max_batch_size, pack);
+  const bool bf16 = bf16_active();
+  // Under bf16 the head too (bf16 product, float32 logits, as the bf16 training head).
+  if (!head_ || !head_->up_to_date() || head_->packed() != pack || head_->bf16() != bf16)
+    head_ = std::make_unique<DecodeHead>(model_, limits_.max_batch_size, pack, bf16);
   // The layers' linears too (model::linear), under the same rule, in bf16 under bf16: with a
   // single-token forward, the bf16 packed linears are what keeps generation bound by AMX/AVX512-BF16
   // products instead of float32 ones.
-  const bool bf16 = bf16_active();
   const torch::Dtype linear_dtype = bf16 ? torch::kBFloat16 : torch::kFloat32;
   if (packed_.dtype() != linear_dtype) packed_ = model::PackedWeights(linear_dtype);
   model::PackedWeightsScope packed_scope(pack && model::PackedWeights::available() ? &packed_ : nullptr);

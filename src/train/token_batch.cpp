@@ -63,9 +63,18 @@ CompletionLogprobs completion_logprobs(model::Transformer& model, const TokenBat
   const int64_t B = batch.completion_ids.size(0);
   const int64_t C = batch.completion_ids.size(1);
   const int64_t P = batch.prompt_width;
-  const auto& w = model->lm_head ? model->lm_head->weight : model->embed_tokens->weight;
+  auto w = model->lm_head ? model->lm_head->weight : model->embed_tokens->weight;
   // [B, C, D]: the states that predict completion tokens, in the head's dtype (after a bf16 forward too)
   auto h = out.hidden.narrow(1, P - 1, C).to(w.scalar_type());
+  if (bf16 && w.device().is_cpu()) {
+    // CPU bf16: the head's product on bf16 roundings of h and W too (torch.autocast's bf16 lm_head:
+    // logits summed in float32, rounded to bf16, widened; log-softmax in float32), as the CPU bf16
+    // rollout's head (rollout::DecodeHead), so both score the same logits. The casts are
+    // differentiable: the float32 master weight gets the gradient. (CUDA keeps a float32 head: its
+    // rollout is float32.)
+    h = h.to(torch::kBFloat16);
+    w = w.to(torch::kBFloat16);
+  }
   auto [logp, ent] = kernels::token_logprobs(h.reshape({B * C, h.size(2)}), w, batch.completion_ids.reshape({B * C}),
                                              temperature > 0 ? temperature : 1.0, chunk_size);
   return {logp.view({B, C}), ent.view({B, C}), out.aux_loss, out.expert_load};

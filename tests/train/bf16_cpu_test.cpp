@@ -15,11 +15,12 @@
 // such an error, and the float32 residual stream adds them (each block is a perturbation of the
 // identity at these initialisations): linear in depth, S = 6 products per layer (qkv, scores,
 // attention x V, o, gate/up, down), so the last hidden state h is within S 3u of float32 in the
-// 2-norm. The head is float32: |dz_v| <= ||E_v|| ||dh|| (Cauchy-Schwarz), and log-softmax is
-// 2-Lipschitz in the max norm:
-//   max |logp_bf16 - logp| <= 2 * S * 3u * max_t ||h_t|| * max_v ||E_v||                  (ii)
-// The backward runs the same products transposed (another S), so each gradient is within
-// 2S 3u of float32, relative in the 2-norm.                                               (iii)
+// 2-norm: |dz_v| <= ||E_v|| ||dh|| (Cauchy-Schwarz). On the CPU the head is a bf16 product too
+// (autocast's lm_head, as the bf16 rollout's): by (i) and Cauchy-Schwarz on |h||E_v|, one more
+// |dz_v| <= 3u ||h|| ||E_v||, i.e. S + 1 products in all. Log-softmax is 2-Lipschitz in the max norm:
+//   max |logp_bf16 - logp| <= 2 * (S + 1) * 3u * max_t ||h_t|| * max_v ||E_v||            (ii)
+// The backward runs the same products transposed (another S + 1), so each gradient is within
+// 2 (S + 1) 3u of float32, relative in the 2-norm.                                       (iii)
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <gtest/gtest.h>
@@ -168,14 +169,13 @@ TEST_P(Bf16CpuModel, ForwardAndBackwardWithinTheBf16BoundOfFloat32) {
     MatmulCounter count;
     got = run(m, tb, true);
     // Every linear of every layer (q, k, v, o and the MLP's or experts' products), forward and
-    // backward, plus attention: far more than 2 per layer in bf16. The float32 ones left are the
-    // head's chunked log-softmax (float32 by design) and nothing else of size.
+    // backward, plus attention and the head's chunks: far more than 2 per layer in bf16.
     EXPECT_GT(count[at::kBFloat16], 7 * kLayers * 2) << "the products did not run in bf16";
   }
   EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU)) << "autocast leaked out of completion_logprobs";
   EXPECT_EQ(got.logprobs.scalar_type(), torch::kFloat32);
 
-  // (ii): S = kLayers * (4 + 2) bf16 stages; Lambda from the float32 model's last hidden state.
+  // (ii): S + 1 = kLayers * (4 + 2) + 1 (the head) bf16 stages; Lambda from the float32 model's last hidden state.
   auto mask = tb.completion_mask.to(torch::kBool);
   torch::Tensor lambda;
   {
@@ -184,7 +184,7 @@ TEST_P(Bf16CpuModel, ForwardAndBackwardWithinTheBf16BoundOfFloat32) {
     const auto& e = m->lm_head ? m->lm_head->weight : m->embed_tokens->weight;  // [V, D]
     lambda = h.norm(2, -1).max() * e.norm(2, -1).max();  // max_t ||h_t|| * max_v ||E_v||
   }
-  const double S = kLayers * 6;
+  const double S = kLayers * 6 + 1;
   const double bound = 2 * S * 3 * kU * lambda.item<double>();
   const double diff = (got.logprobs - ref.logprobs).masked_select(mask).abs().max().item<double>();
   EXPECT_LT(diff, bound) << "Lambda " << lambda.item<double>();
@@ -236,7 +236,7 @@ TEST(Bf16Cpu, RopeAnglesStayFloat32AtLongPositions) {
     auto h = m->forward(tb.input_ids, tb.attention_mask).hidden;
     const auto& e = m->lm_head ? m->lm_head->weight : m->embed_tokens->weight;
     const double lambda = (h.norm(2, -1).max() * e.norm(2, -1).max()).item<double>();
-    const double bound = 2 * (kLayers * 6) * 3 * kU * lambda;
+    const double bound = 2 * (kLayers * 6 + 1) * 3 * kU * lambda;
     const double diff = (got - ref).masked_select(tb.completion_mask.to(torch::kBool)).abs().max().item<double>();
     EXPECT_LT(diff, bound);
     EXPECT_GT(diff, 1e-6) << "bf16 did not run";
@@ -263,6 +263,46 @@ TEST(Bf16Cpu, OldLogprobsWithoutGradEqualTheTrainingForwardBitForBit) {
   EXPECT_TRUE(lp.requires_grad());
   EXPECT_TRUE(torch::equal(lp.detach(), old));
   EXPECT_TRUE(torch::equal(torch::exp(lp.detach() - old), torch::ones_like(old)));
+}
+
+// The CPU bf16 head is torch.autocast's: the training log-probs equal an independent reference that
+// runs the forward AND the head (m->logits, an nn::Linear / F.linear) under LibTorch's own CPU
+// autocast, widens the bf16 logits to float32 and takes log_softmax(z / T) in float32 (HF/TRL's
+// recipe; the rollout's bf16 head computes the same, tests/rollout/bf16_rollout_test.cpp). The
+// chunked product may sum in another order than the full one: where the two float32 sums straddle a
+// bf16 rounding boundary a logit moves by one bf16 ulp, <= 2^-8 max|z|, and the log-prob by at most
+// twice that over T (log-softmax is 2-Lipschitz in the max norm). A float32 head on the same hidden
+// states is much further away in the mean (no logit rounded), so that half fails on a float32 head.
+TEST(Bf16Cpu, HeadIsAutocastsBf16LinearWithFloat32LogSoftmax) {
+  torch::manual_seed(11);
+  model::Transformer m(spec(false));
+  m->eval();
+  const auto tb = batch(m->spec().vocab_size);
+  const double T = 0.7;
+  torch::NoGradGuard ng;
+  const auto got = completion_logprobs(m, tb, T, true).logprobs;  // [B, C]
+  torch::Tensor h, z;
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  h = m->forward(tb.input_ids, tb.attention_mask).hidden;  // [B, P + C, D]
+  z = m->logits(h);                                         // [B, P + C, V]
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+  at::autocast::clear_cache();
+  ASSERT_EQ(z.scalar_type(), torch::kBFloat16) << "autocast's head is a bf16 linear";
+  const int64_t P = tb.prompt_width, C = tb.completion_ids.size(1);
+  auto pick = [&](const torch::Tensor& logits) {  // [B, P + C, V] float32 -> [B, C] log-probs
+    auto lp = (logits.narrow(1, P - 1, C) / T).log_softmax(-1);
+    return lp.gather(2, tb.completion_ids.unsqueeze(2)).squeeze(2);
+  };
+  const auto ref = pick(z.to(torch::kFloat32));
+  const auto f32_head = pick(m->logits(h.to(torch::kFloat32)));
+  const auto mask = tb.completion_mask.to(torch::kBool);
+  const double bound = 2 * std::ldexp(z.to(torch::kFloat32).abs().max().item<double>(), -8) / T + 1e-5;
+  const double diff = (got - ref).masked_select(mask).abs().max().item<double>();
+  EXPECT_LE(diff, bound);
+  const double mean_ref = (got - ref).masked_select(mask).abs().mean().item<double>();
+  const double mean_f32 = (got - f32_head).masked_select(mask).abs().mean().item<double>();
+  EXPECT_LT(mean_ref, 0.25 * mean_f32) << "vs autocast's head " << mean_ref << ", vs a float32 head " << mean_f32;
 }
 
 TEST(Bf16Cpu, OffRunsNoBf16Product) {

@@ -24,11 +24,18 @@ class DecodeHead {
   /// calls model->logits(). The packed copy is taken now: build a new DecodeHead when up_to_date()
   /// turns false. Memory: one more copy of the head weight
   /// (V * D * 4 bytes) while it lives. Throws nothing of its own.
-  DecodeHead(model::Transformer model, int64_t max_rows, bool allow_packing = true);
+  /// `bf16` (the engine's bf16_active(), float32 weights only): the product runs on bf16 copies
+  /// (packed as such: half the bytes), as the bf16 training head does.
+  DecodeHead(model::Transformer model, int64_t max_rows, bool allow_packing = true, bool bf16 = false);
 
   /// hidden: [N, D] in the model's dtype and device -> logits [N, V] (float32 on the packed path;
   /// equal to model->logits(hidden) up to float32 summation order, |diff| ~ 1e-6 relative).
+  /// Under bf16: float32 logits [N, V] = (bf16(hidden) @ bf16(W)^T, summed in float32, rounded to
+  /// bf16), on either path: torch.autocast's bf16 lm_head followed by HF's .float() of the logits.
   torch::Tensor operator()(const torch::Tensor& hidden) const;
+
+  /// Whether the head computes in bf16.
+  bool bf16() const { return bf16_; }
 
   /// Whether the packed oneDNN path is in use.
   bool packed() const { return packed_.defined(); }
@@ -44,6 +51,7 @@ class DecodeHead {
   torch::Tensor bias_;    // lm_head bias, undefined when none
   const void* weight_impl_ = nullptr;  // the weight packed, and its version counter then
   int64_t weight_version_ = -1;
+  bool bf16_ = false;  // products on bf16 copies (see the constructor)
 };
 
 }  // namespace grpo::rollout

@@ -36,7 +36,9 @@ TokenBatch make_token_batch(const std::vector<const std::vector<int64_t>*>& prom
 /// {logp [B, C] float32, entropy [B, C] float32}, differentiable when grad mode is on. Also
 /// returns the MoE auxiliary loss of the forward (scalar; 0 for dense models). `bf16`
 /// (trainer.bf16): the transformer forward runs under bf16 autocast on the model's device, CUDA
-/// or CPU (model::Bf16Autocast); the head and log-softmax stay float32, outside the scope. `chunk_size`: kernels.logprob_chunk_size, the
+/// or CPU (model::Bf16Autocast); the log-softmax stays float32, outside the scope, and so does the
+/// head's product on CUDA; on the CPU the head multiplies bf16 roundings of hidden and weight into
+/// bf16 logits, widened to float32 (autocast's lm_head; what the CPU bf16 rollout samples from). `chunk_size`: kernels.logprob_chunk_size, the
 /// vocabulary rows per chunk of the op (peak extra memory tokens x chunk_size logits).
 struct CompletionLogprobs {
   torch::Tensor logprobs;   // [B, C] float32
