@@ -106,9 +106,7 @@ bool mentions_memory_exhaustion(const std::string& err) {
 
 }  // namespace
 
-namespace {
-
-SandboxResult to_result(const StageReport& so, const StageSpec& spec, const char* stage_name) {
+SandboxResult sandbox_detail::to_result(const StageReport& so, const StageSpec& spec, const char* stage_name) {
   SandboxResult r;
   r.stage = stage_name;
   r.stdout_data = so.out;
@@ -161,6 +159,8 @@ SandboxResult to_result(const StageReport& so, const StageSpec& spec, const char
   }
   return r;
 }
+
+namespace {
 
 SandboxResult error_result(const std::string& msg, const char* stage = "run") {
   SandboxResult r;

@@ -34,13 +34,14 @@ enum class Channel {
 class PipePump {
  public:
   PipePump(RunReport& report, const std::vector<StageSpec>& specs, RunPipes& pipes, InitProcess& init,
-           int max_output_bytes)
+           int max_output_bytes, int64_t host_deadline_ns)
       : report_(report),
         specs_(specs),
         pipes_(pipes),
         init_(init),
         cap_(static_cast<size_t>(std::max(0, max_output_bytes))),
         in_pos_(specs.size(), 0),
+        host_deadline_(host_deadline_ns > 0 ? host_deadline_ns : INT64_MAX),
         buf_(1 << 20) {}
 
   void run();
@@ -68,6 +69,7 @@ class PipePump {
   const size_t cap_;             // per stage and stream
   std::vector<size_t> in_pos_;   // [stage] bytes of stdin written so far
   int64_t deadline_ = 0;        // the host stops the run here (see run())
+  int64_t host_deadline_;        // a wall-clock limit the host enforces itself (pump_pipes)
   int current_ = -1;             // the stage that started last, -1 before the first
   bool status_open_ = true;
   int64_t eof_grace_deadline_ = 0;
@@ -88,7 +90,7 @@ void PipePump::run() {
     });
     if (!status_open_ && !outputs_open) break;
     const int64_t now = now_ns();
-    int64_t limit = deadline_;
+    int64_t limit = std::min(deadline_, host_deadline_);
     if (!status_open_) {
       // init is gone; with a PID namespace every writer died with it. Without one a daemon may hold
       // a pipe: give it a moment, then stop listening.
@@ -142,7 +144,12 @@ void PipePump::watch_open_pipes(std::vector<pollfd>& pfds, std::vector<Watch>& w
 
 // Wall-clock limit of the current stage (or of the setup): kill the whole run.
 void PipePump::stop_at_deadline(int64_t now) {
-  if (current_ >= 0) {
+  if (current_ < 0 && now >= host_deadline_ && !report_.stages.empty()) {
+    // The host's own limit ran out before init reported the start (a pre-started run still
+    // setting up): the program's time is up all the same.
+    report_.stages[0].timed_out = true;
+    report_.stages[0].start_ns = now;
+  } else if (current_ >= 0) {
     StageReport& so = report_.stages[static_cast<size_t>(current_)];
     if (!so.ended) {
       so.timed_out = true;
@@ -157,6 +164,7 @@ void PipePump::stop_at_deadline(int64_t now) {
 void PipePump::stop_run() {
   init_.kill_and_reap();
   deadline_ = INT64_MAX;
+  host_deadline_ = INT64_MAX;
 }
 
 Fd& PipePump::read_end(const Watch& w) {
@@ -262,8 +270,8 @@ void PipePump::on_output(Channel channel, size_t stage, const char* data, size_t
 }  // namespace
 
 void pump_pipes(RunReport& report, const std::vector<StageSpec>& specs, RunPipes& pipes, InitProcess& init,
-                int max_output_bytes) {
-  PipePump(report, specs, pipes, init, max_output_bytes).run();
+                int max_output_bytes, int64_t host_deadline_ns) {
+  PipePump(report, specs, pipes, init, max_output_bytes, host_deadline_ns).run();
 }
 
 }  // namespace grpo::reward::sandbox_detail

@@ -150,9 +150,15 @@ class InitProcess {
 };
 
 /// The pipe pump: runs until init and every output pipe are closed (or the run was stopped),
-/// filling `report`. `max_output_bytes` caps each stage's stdout and stderr.
+/// filling `report`. `max_output_bytes` caps each stage's stdout and stderr. `host_deadline_ns`
+/// (now_ns() clock; 0: none) is a wall-clock limit the host enforces itself by killing init: for a
+/// pre-started run (python_warm_pool.h), whose program started before its limit's clock did; it
+/// takes the program down only with a PID namespace.
 void pump_pipes(RunReport& report, const std::vector<StageSpec>& specs, RunPipes& pipes, InitProcess& init,
-                int max_output_bytes);
+                int max_output_bytes, int64_t host_deadline_ns = 0);
+
+/// A stage's report as a SandboxResult (status precedence as in sandbox.h).
+SandboxResult to_result(const StageReport& so, const StageSpec& spec, const char* stage_name);
 
 /// A run of one stage that the host talks to itself while it runs (a persistent worker,
 /// sandbox_session.h): the plan builder's and the launcher's work, without the pump. The stage's

@@ -76,6 +76,7 @@ struct SandboxIsolation {
 
 /// Runs programs. Thread-safe: run() may be called from many threads at once (see SandboxPool).
 class SandboxSession;
+class PythonWarmPool;
 
 class Sandbox {
  public:
@@ -107,6 +108,7 @@ class Sandbox {
 
  private:
   friend class SandboxSession;  // a long-lived program in this sandbox (sandbox_session.h)
+  friend class PythonWarmPool;  // interpreters started ahead of their programs (python_warm_pool.h)
   config::SandboxConfig cfg_;
   SandboxIsolation iso_;
   std::unique_ptr<Impl> impl_;
