@@ -351,6 +351,7 @@ void GenerateRun::record_call(const ToolRunner::Done& done, Clock::time_point is
   t.run = secs(done.started, done.ready);
   t.wait = secs(done.ready, taken);
   t.inject = secs(taken, now);
+  t.prestarted = done.result.prestarted;
   c_.stats.tool_start_to_inject_seconds += t.start_to_inject();
   c_.stats.tool_issue_to_inject_seconds += t.issue_to_inject();
   c_.stats.tool_call_timings.push_back(t);

@@ -1,8 +1,10 @@
-// The sandbox-backed `python` tool (tools.h): one fresh sandbox run per call, its outcome turned
-// into the text the model sees.
+// The sandbox-backed `python` tool (tools.h): one fresh sandbox run per call (in an interpreter
+// pre-started between prepare() and release()), its outcome turned into the text the model sees.
 #include <algorithm>
+#include <mutex>
 #include <string>
 
+#include "grpo/reward/python_warm_pool.h"
 #include "grpo/reward/sandbox.h"
 #include "grpo/rollout/tools.h"
 
@@ -40,15 +42,27 @@ std::string join(const std::string& out, const std::string& more) {
 class PythonTool : public ToolExecutor {
  public:
   PythonTool(const config::ToolsConfig& cfg, std::vector<std::string> args)
-      : cfg_(cfg), sandbox_(sandbox_config(cfg)), args_(std::move(args)) {}
+      : cfg_(cfg), sandbox_(sandbox_config(cfg)), pool_(sandbox_, std::move(args)) {}
+
+  // One interpreter waiting per call that can run at once: a worker that takes a call finds one
+  // started, and its replacement starts while the call runs.
+  void prepare(int max_concurrent_calls) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++users_;
+    target_ = std::max(target_, max_concurrent_calls);
+    pool_.set_idle_target(target_);
+  }
+  void release() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (users_ > 0 && --users_ == 0) {
+      target_ = 0;
+      pool_.set_idle_target(0);
+    }
+  }
 
   ToolResult run(const ToolCall& call) const override {
-    reward::SandboxRequest req;
-    req.language = config::CodeLanguage::PYTHON;
-    req.source = call.code;
-    req.args = args_;
-    const reward::SandboxResult r = sandbox_.run(req);
     ToolResult out;
+    const reward::SandboxResult r = pool_.run(call.code, &out.prestarted);
     out.run_seconds = r.wall_s;
     const auto limit = static_cast<size_t>(cfg_.max_output_bytes);
     std::string body = head(r.stdout_data, limit);
@@ -102,7 +116,9 @@ class PythonTool : public ToolExecutor {
 
   config::ToolsConfig cfg_;
   reward::Sandbox sandbox_;
-  std::vector<std::string> args_;
+  mutable reward::PythonWarmPool pool_;  // thread-safe
+  mutable std::mutex mu_;                // prepare() / release()
+  mutable int users_ = 0, target_ = 0;
 };
 
 }  // namespace

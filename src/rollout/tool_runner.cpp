@@ -13,6 +13,7 @@ ToolRunner::~ToolRunner() {
   }
   cv_job_.notify_all();
   for (auto& t : threads_) t.join();
+  exec_->release();
 }
 
 int64_t ToolRunner::submit(ToolCall call) {

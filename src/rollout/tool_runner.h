@@ -26,9 +26,13 @@ class ToolRunner {
     Clock::time_point ready;    // exec.run() returned: the result waits for the engine to take it
   };
 
-  /// `exec` must outlive the runner; threads start with the first submit().
-  ToolRunner(const ToolExecutor& exec, int num_workers) : exec_(&exec), workers_(num_workers) {}
-  /// Waits for the calls in flight (a sandbox run is tied to the thread that started it).
+  /// `exec` must outlive the runner; threads start with the first submit(). Calls
+  /// exec.prepare(num_workers) (the python tool pre-starts that many interpreters meanwhile).
+  ToolRunner(const ToolExecutor& exec, int num_workers) : exec_(&exec), workers_(num_workers) {
+    exec_->prepare(num_workers);
+  }
+  /// Waits for the calls in flight (a sandbox run is tied to the thread that started it), then
+  /// exec.release().
   ~ToolRunner();
   ToolRunner(const ToolRunner&) = delete;
   ToolRunner& operator=(const ToolRunner&) = delete;

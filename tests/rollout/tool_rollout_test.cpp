@@ -458,6 +458,29 @@ TEST(ToolRollout, HostileCallsCostOnlyTheirCall) {
   EXPECT_TRUE(grpo::test::pids_with_marker(grpo::test::run_marker()).empty());
 }
 
+// The python tool pre-starts one interpreter per worker for the calls of a generate(): calls run in
+// them, each in a fresh one (a file the first call of a completion writes is not there for its
+// second), and once generate() returns no interpreter is left. The first calls come 40 tokens in
+// (their interpreters may still be starting on a loaded machine); the second ones ~90 tokens later.
+TEST(ToolRollout, CallsRunInFreshPrestartedInterpreters) {
+  Harness h(python_tools());
+  const std::string call =
+      "```python\nimport os\nprint(os.path.exists('/tmp/state'))\nopen('/tmp/state', 'w').write('x')\n```";
+  for (int c = 0; c < 2; ++c)
+    h.script->segs[c] = {cat({std::vector<int64_t>(40, 'a'), bytes(call)}), bytes(call), cat({bytes("end"), {kEos}})};
+  auto out = h.run(2, 1);
+  for (const auto& c : out) {
+    EXPECT_EQ(c.tool_calls, 2);
+    EXPECT_EQ(c.text, std::string(40, 'a') + call + wrapped("False") + call + wrapped("False") + "end");
+  }
+  const auto& timings = h.engine->last_stats().tool_call_timings;
+  ASSERT_EQ(timings.size(), 4u);
+  int prestarted = 0;
+  for (const auto& t : timings) prestarted += t.prestarted;
+  EXPECT_GE(prestarted, 2);
+  EXPECT_TRUE(grpo::test::pids_with_marker(grpo::test::run_marker()).empty());
+}
+
 TEST(ToolRollout, BadConfigIsRefused) {
   auto m = tiny_model();
   FakeTokenizer tok(260, {256});

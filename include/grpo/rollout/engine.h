@@ -49,6 +49,7 @@ struct ToolCallTiming {
   double run = 0.0;     // sandbox start -> result ready (the executor's whole run, on the worker)
   double wait = 0.0;    // result ready -> the engine takes it (the decode step in flight ends)
   double inject = 0.0;  // taken -> injected (tokenize, append, prefill)
+  bool prestarted = false;  // the call ran in an interpreter started before it (ToolResult::prestarted)
   double start_to_inject() const { return run + wait + inject; }
   double issue_to_inject() const { return queued + run + wait + inject; }
 };

@@ -31,7 +31,9 @@ enum class ToolOutcome { OK, ERROR, TIMEOUT };
 struct ToolResult {
   ToolOutcome outcome = ToolOutcome::OK;
   std::string body;      // the result text (stdout, and on a failure the stderr tail or a message)
-  double run_seconds = 0;  // wall time of the run itself (the sandbox's start to its end)
+  double run_seconds = 0;  // wall time of the run itself (the sandbox's start, or the hand-over to a
+                           // pre-started interpreter, to its end)
+  bool prestarted = false;  // ran in an interpreter started before the call (the python tool's pool)
 };
 
 class ToolExecutor {
@@ -39,12 +41,21 @@ class ToolExecutor {
   virtual ~ToolExecutor() = default;
   /// Runs `call`; never throws for what the program does (failures are ERROR / TIMEOUT results).
   virtual ToolResult run(const ToolCall& call) const = 0;
+  /// The engine brackets each generate() with tools on by prepare(concurrent calls) ... release().
+  /// Between them an executor may start work ahead of the calls (the python tool keeps that many
+  /// interpreters pre-started); when release() returns, nothing of it may be left running.
+  /// Calls may pair up across engines sharing an executor: count them.
+  virtual void prepare(int max_concurrent_calls) const { (void)max_concurrent_calls; }
+  virtual void release() const {}
 };
 
 /// The `python` tool: each call is a fresh sandbox run of the code as main.py (stateless: no state
 /// survives between calls, see docs/rollout.md), limited by cfg.timeout_s (wall and CPU),
-/// cfg.memory_mb and cfg.max_output_bytes. `args` are argv[1..] of every program (tests mark their
-/// runs with them). Throws grpo::InputError when the sandbox cannot be set up.
+/// cfg.memory_mb and cfg.max_output_bytes. Between prepare(n) and release() it keeps n interpreters
+/// started in fresh sandboxes, waiting for their program (reward::PythonWarmPool: one interpreter
+/// per call, the wall-clock limit counted from the hand-over); a call that finds none idle starts
+/// its own. `args` are argv[1..] of every program (tests mark their runs with them). Throws
+/// grpo::InputError when the sandbox cannot be set up.
 std::unique_ptr<ToolExecutor> make_python_tool(const config::ToolsConfig& cfg, std::vector<std::string> args = {});
 
 /// The injected text of a result body: output_prefix + body without its trailing '\n's + output_suffix.
