@@ -463,7 +463,7 @@ TEST(ToolRollout, HostileCallsCostOnlyTheirCall) {
 // second), and once generate() returns no interpreter is left. The first calls come 40 tokens in
 // (their interpreters may still be starting on a loaded machine); the second ones ~90 tokens later.
 TEST(ToolRollout, CallsRunInFreshPrestartedInterpreters) {
-  Harness h(python_tools());
+  Harness h(python_tools(), 500);
   const std::string call =
       "```python\nimport os\nprint(os.path.exists('/tmp/state'))\nopen('/tmp/state', 'w').write('x')\n```";
   for (int c = 0; c < 2; ++c)
