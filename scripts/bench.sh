@@ -46,7 +46,7 @@ BENCHES=(
   "dist|1 process vs 2 Gloo processes|$BIN/bench_dist_bench --steps 5|^ +(nproc|[0-9])|^step time"
   "shard|sharding none (1 process; DDP beyond), per-rank bytes and step time|$BIN/bench_shard_bench --steps 2|^(shard_bench|sharding|none|optimizer|full|\\()"
   "kernels|LibTorch composition on CUDA (skipped without a device)|$BIN/bench_kernels_bench|."
-  "tool_rollout|the same scripted rollout with tools off; print(1) through the python tool (bare start)|$BIN/bench_tool_rollout_bench 8 4 2 48 20 $THREADS|^(throughput|bare start|per call|ratio)"
+  "tool_rollout|the same scripted rollout with tools off and with cold starts (A/B in one process); print(1) through the python tool (bare start)|$BIN/bench_tool_rollout_bench 8 4 2 48 20 $THREADS 3 3|^(bare|tools|  per call|  ratio)"
   "bf16_cpu|float32 on the same CPU (trainer.bf16 off; SmolLM2-135M shape)|$PY bench/bf16_cpu.py --bin-dir $BIN --threads $THREADS --rounds 1|^(GEMM|batch|rollout peak|GRPO step|phase|rollout|reward|logprobs|update|total) "
 )
 
