@@ -5,10 +5,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 
 #include "bf16_forward.h"
 #include "completion_builder.h"
+#include "grpo/model/kv_cache_rows.h"
 #include "grpo/rollout/decode_head.h"
 #include "grpo/rollout/sampling.h"
 #include "grpo/rollout/slot_scheduler.h"
@@ -331,13 +333,19 @@ torch::Tensor GenerateRun::prefill_rows(const std::vector<int64_t>& slots, const
   auto ids_t = torch::tensor(ids, torch::kInt64).to(device_).view({k, T});  // [k, T], right-padded
   torch::Tensor mask;  // [k, T] int64, only when the feeds differ in length (all ones otherwise)
   if (ragged) mask = torch::tensor(ones, torch::kInt64).to(device_).view({k, T});
-  model::KVCache part(model_->spec(), k, cache_->capacity(), rollout_cache_dtype(model_, c_.bf16), device_);
-  for (int64_t r = 0; r < k; ++r) part.copy_row(r, *cache_, slots[r]);
+  // The copy holds only what the forward reads and writes (the longest of these rows + T slots),
+  // and only the filled prefixes move: copying capacity-long rows dominated a burst of calls.
+  auto slots_t = torch::tensor(slots, torch::kInt64);
+  const int64_t filled = cache_->lengths().to(torch::kCPU).index_select(0, slots_t).max().item<int64_t>();
+  model::KVCache part(model_->spec(), k, std::min(cache_->capacity(), filled + T), rollout_cache_dtype(model_, c_.bf16),
+                      device_);
+  std::vector<int64_t> rows(k);
+  std::iota(rows.begin(), rows.end(), int64_t{0});
+  model::copy_row_prefixes(part, rows, *cache_, slots);
   auto hidden = rollout_forward(model_, ids_t, mask, &part, c_.bf16).hidden;  // [k, T, D]
-  for (int64_t r = 0; r < k; ++r) {
-    cache_->copy_row(slots[r], part, r);
+  model::copy_row_prefixes(*cache_, slots, part, rows);
+  for (int64_t r = 0; r < k; ++r)
     if (c_.penalty) seen_[slots[r]].scatter_(0, ids_t[r].narrow(0, 0, last[r] + 1), true);
-  }
   auto rows_t = torch::arange(k, torch::TensorOptions().dtype(torch::kInt64).device(device_));
   return hidden.index({rows_t, torch::tensor(last, torch::kInt64).to(device_)});  // [k, D]
 }
