@@ -19,23 +19,28 @@ bool packing_enabled() {
 DecodeHead::DecodeHead(model::Transformer model, int64_t max_rows, bool allow_packing, bool bf16)
     : model_(std::move(model)) {
   const torch::Tensor& w = model_->lm_head ? model_->lm_head->weight : model_->embed_tokens->weight;
+  const bool has_bias = model_->lm_head && model_->lm_head->bias.defined();
   weight_impl_ = w.unsafeGetTensorImpl();
   bf16_ = bf16;
   if (!w.is_inference()) weight_version_ = static_cast<int64_t>(w._version());
+  torch::NoGradGuard no_grad;
+  if (bf16_) {
+    // Rounded to nearest even once per head, as autocast's cast of the weight (and packed from it).
+    weight_bf16_ = w.detach().to(torch::kBFloat16);
+    if (has_bias) bias_ = model_->lm_head->bias.detach().to(torch::kBFloat16);
+  }
   if (!allow_packing || !packing_enabled() || !w.device().is_cpu() || w.scalar_type() != torch::kFloat32 ||
       !model::PackedWeights::ops_registered())
     return;
   try {
-    torch::NoGradGuard no_grad;
-    // bf16: packed from the weight rounded to nearest even, as autocast's cast of it.
-    packed_ = model::PackedWeights::pack(bf16_ ? w.detach().to(torch::kBFloat16) : w, std::max<int64_t>(max_rows, 1));
+    packed_ = model::PackedWeights::pack(bf16_ ? weight_bf16_ : w, std::max<int64_t>(max_rows, 1));
   } catch (const c10::Error&) {
     // The plain head instead of failing the rollout.
     packed_ = torch::Tensor();
     return;
   }
-  if (model_->lm_head && model_->lm_head->bias.defined())
-    bias_ = bf16_ ? model_->lm_head->bias.detach().to(torch::kBFloat16) : model_->lm_head->bias.detach();
+  if (bf16_) weight_bf16_ = torch::Tensor();  // the packed copy serves instead
+  if (has_bias && !bf16_) bias_ = model_->lm_head->bias.detach();
 }
 
 bool DecodeHead::up_to_date() const {
@@ -52,11 +57,7 @@ torch::Tensor DecodeHead::operator()(const torch::Tensor& hidden) const {
     torch::NoGradGuard no_grad;
     const auto hb = hidden.to(torch::kBFloat16).contiguous();
     if (packed_.defined()) return model::PackedWeights::apply(hb, packed_, bias_).to(torch::kFloat32);
-    const torch::Tensor& w = model_->lm_head ? model_->lm_head->weight : model_->embed_tokens->weight;
-    const torch::Tensor b = model_->lm_head && model_->lm_head->bias.defined()
-                                ? model_->lm_head->bias.detach().to(torch::kBFloat16)
-                                : torch::Tensor();
-    return torch::nn::functional::linear(hb, w.detach().to(torch::kBFloat16), b).to(torch::kFloat32);
+    return torch::nn::functional::linear(hb, weight_bf16_, bias_).to(torch::kFloat32);
   }
   if (!packed_.defined()) return model_->logits(hidden);
   return model::PackedWeights::apply(hidden.contiguous(), packed_, bias_);

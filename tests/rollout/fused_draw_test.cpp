@@ -136,6 +136,30 @@ TEST(DecodeHead, PackedLogitsEqualFloat64Product) {
   }
 }
 
+TEST(DecodeHead, Bf16PackedAndPlainPathsRoundTheSameProduct) {
+  // Under bf16 both paths compute bf16(bf16(h) . bf16(W)^T + bf16(b)), widened to float32.
+  // Reference in float64 from the same bf16 roundings, rounded to bf16: a float32 sum can round to
+  // the neighbouring bf16 value, one ulp = 2^-7 of the value at most.
+  for (bool bias : {false, true}) {
+    auto m = head_model(false, bias);
+    DecodeHead plain(m, 16, /*allow_packing=*/false, /*bf16=*/true);
+    DecodeHead packed(m, 16, /*allow_packing=*/true, /*bf16=*/true);
+    EXPECT_FALSE(plain.packed());
+    torch::InferenceMode im;
+    auto h = torch::randn({5, 48});
+    auto d = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat64); };
+    auto ref = torch::matmul(d(h), d(m->lm_head->weight).t());
+    if (bias) ref = ref + d(m->lm_head->bias);
+    ref = d(ref);
+    for (DecodeHead* head : {&plain, &packed}) {
+      auto got = (*head)(h);
+      ASSERT_EQ(got.scalar_type(), torch::kFloat32);
+      auto err = (got.to(torch::kFloat64) - ref).abs() - ref.abs() * std::ldexp(1.0, -7);
+      EXPECT_LE(err.max().item<double>(), 1e-6) << "bias " << bias << ", packed " << head->packed();
+    }
+  }
+}
+
 TEST(DecodeHead, DisabledByEnvironmentOrOtherDtypeFallsBack) {
   auto m = head_model(true, false);
   setenv("GRPO_PACKED_LM_HEAD", "0", 1);

@@ -48,7 +48,8 @@ class DecodeHead {
  private:
   mutable model::Transformer model_;  // logits() is not const in torch::nn
   torch::Tensor packed_;  // oneDNN-packed weight, undefined when not in use
-  torch::Tensor bias_;    // lm_head bias, undefined when none
+  torch::Tensor bias_;    // lm_head bias (bf16 under bf16), undefined when none
+  torch::Tensor weight_bf16_;  // bf16 head weight for the unpacked bf16 path, else undefined
   const void* weight_impl_ = nullptr;  // the weight packed, and its version counter then
   int64_t weight_version_ = -1;
   bool bf16_ = false;  // products on bf16 copies (see the constructor)
