@@ -4,6 +4,8 @@
 #include <cmath>
 #include <set>
 
+#include <ATen/record_function.h>
+
 #include "grpo/model/lora.h"
 #include "grpo/util/error.h"
 #include "shard_unit.h"
@@ -36,6 +38,10 @@ void reduce_scatter_flat(Distributed& d, torch::Tensor& in, torch::Tensor& out) 
 }
 
 c10::intrusive_ptr<c10d::Work> all_gather_flat(Distributed& d, const torch::Tensor& shard, torch::Tensor& out) {
+  // A profiler range on the calling thread at the launch (like FSDP's "FSDP::all_gather"): c10d's
+  // own "gloo:all_gather" record fires on Gloo's worker thread when the collective runs, so only
+  // this one places a prefetched gather's launch among the caller's matmuls in a trace.
+  RECORD_FUNCTION(kAllGatherLaunchRecord, std::vector<c10::IValue>{});
   if (!d.has_group()) {
     out.copy_(shard);
     return {};

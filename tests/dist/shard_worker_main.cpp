@@ -8,13 +8,14 @@
 //                     [--ref 0|1] [--autocast 0|1] [--layers 3]
 //
 // PREFIX.weights.txt: every trainable parameter (named_parameters order), one value a line, rank 0.
-// PREFIX.rank-R.txt: "key value" lines: gathers, allreduces, gg_pairs (two all-gathers run back to
-// back, with no matmul between: only a prefetch can do that), peak_bytes, world, ckpt_equal, the
-// --ref keys (ref_*: see reference_check), the rollout-copy keys (see the step loop), and last the
-// event string (G all-gather, R all-reduce,
-// M matmul; | between steps).
-// Collectives are counted where c10d records them (RecordFunction "gloo:all_gather" etc.), not by
-// the sharder.
+// PREFIX.rank-R.txt: "key value" lines: gathers, allreduces, launches, gg_pairs (two all-gathers
+// launched back to back by this process's main thread, with no matmul between: only a prefetch
+// does that), peak_bytes, world, ckpt_equal, the --ref keys (ref_*: see reference_check), the
+// rollout-copy keys (see the step loop), and last the event string (G all-gather, R all-reduce on
+// Gloo's threads; L a gather launch and M a matmul on the main thread; | between steps).
+// Collectives are counted where c10d records them (RecordFunction "gloo:all_gather" etc., on
+// Gloo's worker thread when the collective runs), not by the sharder; launches by the sharder's
+// profiler range (dist::kAllGatherLaunchRecord), whose count the tests hold equal to c10d's.
 #include <ATen/record_function.h>
 
 #include <chrono>
@@ -52,7 +53,8 @@ std::string flag(const std::map<std::string, std::string>& f, const std::string&
   return it == f.end() ? d : it->second;
 }
 
-// The sequence of events this process issued: 'G' all-gather, 'R' all-reduce, 'M' a matmul.
+// The sequence of events this process issued: 'G' all-gather, 'R' all-reduce, 'L' a gather launch,
+// 'M' a matmul; lower case when recorded off the main thread.
 std::mutex g_mu;
 std::string g_events;
 bool g_recording = false;
@@ -62,7 +64,8 @@ at::CallbackHandle record_events() {
       at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
         const std::string n = fn.name();
         char e = 0;
-        if (n.find("all_gather") != std::string::npos || n.find("allgather") != std::string::npos) e = 'G';
+        if (n == grpo::dist::kAllGatherLaunchRecord) e = 'L';
+        else if (n.find("all_gather") != std::string::npos || n.find("allgather") != std::string::npos) e = 'G';
         else if (n.find("all_reduce") != std::string::npos || n.find("allreduce") != std::string::npos) e = 'R';
         else if (n == "aten::mm" || n == "aten::addmm" || n == "aten::bmm" || n == "aten::linear" || n == "aten::matmul") e = 'M';
         if (e && std::this_thread::get_id() != g_main) e = static_cast<char>(std::tolower(e));
@@ -305,16 +308,21 @@ int run(const std::map<std::string, std::string>& f) {
     std::lock_guard<std::mutex> l(g_mu);
     ev = g_events;
   }
-  int gathers = 0, reduces = 0, gg = 0;
-  // Gloo records a collective on its worker thread when it runs (lower case here), so the order
-  // against the main thread's matmuls is the order of execution.
-  for (auto& c : ev) c = static_cast<char>(std::toupper(c));
-  for (size_t i = 0; i < ev.size(); ++i) {
-    gathers += ev[i] == 'G', reduces += ev[i] == 'R';
-    if (i > 0 && ev[i] == 'G' && ev[i - 1] == 'G') ++gg;
+  int gathers = 0, reduces = 0, launches = 0, gg = 0;
+  // Gloo records a collective on its worker thread when it runs (lower case here), racing the main
+  // thread's matmuls; the launches and matmuls of the main thread are in program order, so two
+  // launches with no matmul between them (other threads' events skipped) are a prefetch, always.
+  char last_main = 0;
+  for (char c : ev) {
+    const char u = static_cast<char>(std::toupper(c));
+    gathers += u == 'G', reduces += u == 'R', launches += c == 'L';
+    if (c == '|') last_main = 0;  // a new step
+    if (c != 'L' && c != 'M') continue;
+    if (c == 'L' && last_main == 'L') ++gg;
+    last_main = c;
   }
   std::ofstream o(out + ".rank-" + std::to_string(R) + ".txt");
-  o << "world " << W << "\ngathers " << gathers << "\nallreduces " << reduces << "\ngg_pairs " << gg << "\npeak_bytes " << peak
+  o << "world " << W << "\ngathers " << gathers << "\nallreduces " << reduces << "\nlaunches " << launches << "\ngg_pairs " << gg << "\npeak_bytes " << peak
     << "\nunits " << (sharder ? sharder->num_units() : 0) << "\nckpt_equal " << ckpt_equal;
   if (check_ref)
     o << std::setprecision(17) << "\nref_bytes " << ref.bytes << "\nref_full_bytes " << ref.full_bytes << "\nref_block_bytes "

@@ -100,20 +100,27 @@ TEST(Sharding, Bf16GatherRoundsTheBlockWeights) {
 }
 
 TEST(Sharding, PrefetchLaunchesTheNextGatherBeforeComputing) {
-  // gg_pairs: two all-gathers that ran back to back with no matmul between (the worker's record of
-  // c10d's own RecordFunction events). Without prefetch a block's gather is launched when the
-  // block starts and waited for, so some block's matmuls always separate two gathers: exactly 0.
-  // With forward (backward) prefetch, block 1's gather is launched right after block 0's (block
-  // 2's) completes and usually runs before that block's first matmul: Gloo runs it on its own
-  // thread, so how many of the 4 forwards (backwards) show it is a race, but not none.
+  // gg_pairs: two all-gathers launched back to back by the main thread with no matmul between (the
+  // worker's record of the launches among the main thread's matmuls, in program order; Gloo runs
+  // them later on its own thread, which is a race and not counted). Without prefetch a block's
+  // gather is launched when the block starts and waited for, so its matmuls separate two launches:
+  // 0. With forward prefetch block 1's gather is launched right after block 0's, before block 0's
+  // first matmul (block 2's then follows block 0's compute): one pair per forward, 4 forwards in
+  // 2 steps x 2 micro-batches; backward prefetch likewise per backward. Every launch is one of the
+  // collectives c10d itself records (3 blocks x 2 micro-batches x 2 with resharding, + the
+  // embedding unit after each step: 13 per step).
   TempDir t;
-  auto count = [&](const std::string& f, const std::string& b) {
+  auto run = [&](const std::string& f, const std::string& b) {
     return read_key_values(run_worker(t, "p" + f + b, 2, "--mode full --steps 2 --micro 2 --fprefetch " + f + " --bprefetch " + b) +
-                       ".rank-0.txt")["gg_pairs"];
+                           ".rank-0.txt");
   };
-  EXPECT_EQ(count("0", "0"), 0);
-  EXPECT_GE(count("1", "0"), 1);
-  EXPECT_GE(count("0", "1"), 1);
+  for (const char* fb : {"00", "10", "01", "11"}) {
+    auto kv = run(std::string(1, fb[0]), std::string(1, fb[1]));
+    const int expected = 4 * (fb[0] == '1') + 4 * (fb[1] == '1');
+    EXPECT_EQ(kv["gg_pairs"], expected) << "forward_prefetch " << fb[0] << " backward_prefetch " << fb[1];
+    EXPECT_EQ(kv["gathers"], 2 * 13) << fb;
+    EXPECT_EQ(kv["launches"], kv["gathers"]) << fb;
+  }
 }
 
 TEST(Sharding, BucketCapSetsTheNumberOfReduceScatters) {

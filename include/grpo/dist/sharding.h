@@ -148,7 +148,9 @@ class Sharder {
 void reduce_scatter_flat(Distributed& d, torch::Tensor& in, torch::Tensor& out);
 /// All-gather of `shard` [S] into `out` [world * S] (rank r's shard at [r*S, (r+1)*S)), launched
 /// asynchronously: c10d allgather into the world chunk views of `out` (Gloo and NCCL). Returns
-/// null when there is no process group (out is filled at once).
+/// null when there is no process group (out is filled at once). Every launch, with or without a
+/// group, opens an at::RecordFunction named kAllGatherLaunchRecord on the calling thread.
+inline constexpr const char* kAllGatherLaunchRecord = "grpo::sharded_gather_launch";
 c10::intrusive_ptr<c10d::Work> all_gather_flat(Distributed& d, const torch::Tensor& shard, torch::Tensor& out);
 
 }  // namespace grpo::dist
