@@ -23,11 +23,27 @@ MoeImpl::MoeImpl(const ModelSpec& s)
   pending_load_ = torch::zeros({n_experts_});
 }
 
+namespace {
+
+// The router's logits [N, E] float32 of x [N, D].
+torch::Tensor router_logits(torch::nn::Linear& gate, const torch::Tensor& x) {
+  if (gate->weight.scalar_type() != torch::kFloat32) return gate(x).to(torch::kFloat32);
+  // Selective precision (Switch Transformers, Fedus et al. 2021, sec. 2.4: the router input cast
+  // to float32; Megatron's moe_router_dtype fp32):
+  // under trainer.bf16's autocast the router's product stays float32, so that close experts are
+  // not tied by bf16 rounding of their logits and the routing and aux-loss gradients are exact.
+  // A float32 model without autocast runs the same op as before.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  return gate(x.to(torch::kFloat32));
+}
+
+}  // namespace
+
 std::pair<torch::Tensor, MoeStats> MoeImpl::forward(const torch::Tensor& x_in, const torch::Tensor& valid_in) {
   const auto shape = x_in.sizes().vec();
   auto x = x_in.reshape({-1, shape.back()});
   const int64_t N = x.size(0);
-  auto logits = gate(x).to(torch::kFloat32);  // [N, E]
+  auto logits = router_logits(gate, x);  // [N, E] float32
   auto probs = torch::softmax(logits, -1);
   auto scores = sigmoid_ ? torch::sigmoid(logits) : probs;
   auto bias = e_score_correction_bias.to(torch::kFloat32);

@@ -1,6 +1,7 @@
 // MoE routing and balancing against hand computations.
 #include <gtest/gtest.h>
 
+#include "grpo/model/bf16_autocast.h"
 #include "grpo/model/moe.h"
 #include "grpo/model/transformer.h"
 #include "test_support.h"
@@ -73,6 +74,34 @@ TEST(Moe, SoftmaxRoutingWithoutRenormMatchesFloat64Reference) {
   EXPECT_LE(testing::rel_err(y, reference(*moe, x, false, false)), 1e-5);
   EXPECT_EQ(st.load.sum().item<float>(), 16.0f);  // 8 valid tokens x top-2
   EXPECT_EQ(st.valid_tokens.item<float>(), 8.0f);
+}
+
+TEST(Moe, RouterStaysFloat32UnderBf16Autocast) {
+  // trainer.bf16 on the CPU: the experts' products run in bf16, the router's in float32 (selective
+  // precision, Switch Transformers sec. 2.4). aux_probs is the sum over tokens of the router's
+  // softmax: against a float64 reference it is float32-close, while the same sum from a bf16
+  // router product is off by ~1e-3 (checked below, so the bound tells the two apart).
+  torch::manual_seed(6);
+  Moe moe(moe_spec(config::RouterScoring::SOFTMAX, true));
+  for (auto& p : moe->parameters()) p.data().normal_(0, 0.3);
+  auto x = torch::randn({2, 8, 16});
+  auto x64 = x.to(torch::kFloat64).reshape({-1, 16});
+  auto ref = torch::softmax(torch::matmul(x64, moe->gate->weight.to(torch::kFloat64).t()), -1).sum(0);
+  auto bf16_router = torch::softmax(
+      torch::matmul(x.reshape({-1, 16}).to(torch::kBFloat16), moe->gate->weight.to(torch::kBFloat16).t()).to(torch::kFloat64), -1)
+                         .sum(0);
+  ASSERT_GT(testing::rel_err(bf16_router, ref), 1e-4);
+  torch::Tensor y;
+  MoeStats st;
+  {
+    Bf16Autocast autocast(true, torch::Device(torch::kCPU));
+    ASSERT_TRUE(autocast.active());
+    std::tie(y, st) = moe->forward(x, {});
+  }
+  EXPECT_EQ(st.aux_probs.scalar_type(), torch::kFloat32);
+  EXPECT_LE(testing::rel_err(st.aux_probs, ref), 1e-5);
+  // The experts did run in bf16: their output is bf16-far from the float64 reference.
+  EXPECT_GT(testing::rel_err(y.to(torch::kFloat32), reference(*moe, x, false, true)), 1e-4);
 }
 
 TEST(Moe, UpdateExpertBiasFollowsSignOfLoadDeficit) {
