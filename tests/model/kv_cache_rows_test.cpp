@@ -128,6 +128,44 @@ TEST(KvCacheRows, Bf16CachesCopyTheSameBits) {
   }
 }
 
+// row_slot_views / write_row_slots (the rollout's side prefill of tool results): the views are the
+// K/V written into those slots; writing them into other rows at their lengths puts exactly those
+// values there, advances those rows and leaves every other slot as it was.
+TEST(KvCacheRows, SlotViewsAndWritesMoveTheKVWritten) {
+  torch::manual_seed(11);
+  const ModelSpec spec = tiny_spec();
+  KVCache src(spec, 2, 16);
+  auto written = fill(src, spec, 9, {6, 9});
+  const RowSlots a = row_slot_views(src, 1, 2, 5), b = row_slot_views(src, 0, 0, 6);
+  EXPECT_EQ(a.size(), 5);
+  EXPECT_EQ(b.size(), 6);
+  KVCache dst(spec, 3, 12);
+  auto before = fill(dst, spec, 4, {4, 2, 3});
+  write_row_slots(dst, {2, 0}, {3, 4}, {&a, &b});
+  EXPECT_TRUE(torch::equal(dst.lengths(), torch::tensor({10, 2, 8}, torch::kInt64)));
+  EXPECT_EQ(dst.max_length(), 10);
+  for (int64_t l = 0; l < 2; ++l) {
+    const auto& [wk, wv] = written[l];
+    const auto& [bk, bv] = before[l];
+    EXPECT_TRUE(torch::equal(a.k[l], wk[1].narrow(1, 2, 5))) << "layer " << l;
+    EXPECT_TRUE(torch::equal(b.v[l], wv[0].narrow(1, 0, 6))) << "layer " << l;
+    auto [dk, dv] = filled(dst, l);
+    EXPECT_TRUE(torch::equal(dk[2].narrow(1, 3, 5), wk[1].narrow(1, 2, 5))) << "layer " << l;
+    EXPECT_TRUE(torch::equal(dv[2].narrow(1, 3, 5), wv[1].narrow(1, 2, 5))) << "layer " << l;
+    EXPECT_TRUE(torch::equal(dk[0].narrow(1, 4, 6), wk[0].narrow(1, 0, 6))) << "layer " << l;
+    EXPECT_TRUE(torch::equal(dv[0].narrow(1, 4, 6), wv[0].narrow(1, 0, 6))) << "layer " << l;
+    // The slots before each write and the rows not written keep what they had.
+    EXPECT_TRUE(torch::equal(dk[2].narrow(1, 0, 3), bk[2].narrow(1, 0, 3))) << "layer " << l;
+    EXPECT_TRUE(torch::equal(dv[0].narrow(1, 0, 4), bv[0])) << "layer " << l;
+    EXPECT_TRUE(torch::equal(dk[1].narrow(1, 0, 4), bk[1])) << "layer " << l;
+  }
+  // A write must start at the row's length, and views must stay within the filled slots.
+  EXPECT_THROW(write_row_slots(dst, {1}, {3}, {&a}), InternalError);
+  EXPECT_THROW(row_slot_views(src, 0, 2, 5), InternalError);  // row 0 holds 6 tokens
+  EXPECT_THROW(write_row_slots(dst, {1, 1}, {2, 2}, {&a, &a}), InternalError);
+  EXPECT_THROW(write_row_slots(dst, {0}, {10}, {&a}), InternalError);  // 10 + 5 > capacity 12
+}
+
 TEST(KvCacheRows, RefusesRepeatedRowsAndRowsLongerThanTheCapacity) {
   const ModelSpec spec = tiny_spec();
   KVCache src(spec, 2, 16), dst(spec, 2, 4);
