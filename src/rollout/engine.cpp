@@ -19,6 +19,7 @@
 #include "prefill.h"
 #include "step_sampler.h"
 #include "tool_call_parser.h"
+#include "tool_prefill.h"
 #include "tool_runner.h"
 
 namespace grpo::rollout {
@@ -71,6 +72,8 @@ struct RunContext {
   const tok::Tokenizer& tok;
   const std::function<int64_t(int64_t, int64_t)>& force;  // set_forced_tokens_for_testing
   double temperature;
+  model::PackedWeights* packed;  // the packed weights of the run's scope, or null
+  bool side_prefill;             // RolloutEngine::set_tool_side_prefill
 };
 
 // A scripted policy (tests): replaces the draws of the rows whose completion force() scripts; the
@@ -126,9 +129,10 @@ class GenerateRun {
   enum class Step { GO, DONE, CALL };  // what a token did to its completion
   bool admit();
   void resume_tools();
+  void pause_for_call(int64_t slot);
   void inject(const std::vector<int64_t>& slots, const std::vector<ToolRunner::Done>& dones);
   torch::Tensor prefill_rows(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& feeds);
-  void record_call(const ToolRunner::Done& done, Clock::time_point issued, Clock::time_point taken);
+  void record_call(const ToolRunner::Done& done, Clock::time_point issued, Clock::time_point taken, bool side = false);
   void install(Prefill& pf, const Placement& placement, std::vector<Sequence>& seqs, const std::vector<int64_t>& rows,
                const std::vector<int64_t>& tokens);
   void compact();
@@ -143,11 +147,9 @@ class GenerateRun {
     if (!c_.tool_exec || s.tool.calls >= c_.tools.max_tool_calls) return Step::GO;
     const auto call = parser_.find(s.dec->text(), s.tool);
     if (!call) return Step::GO;
-    const std::string& text = s.dec->text();
-    s.tool.ticket = runner_->submit({c_.tools.enabled.front(), text.substr(call->code_begin, call->code_end - call->code_begin)});
-    issued_[s.tool.ticket] = Clock::now();
+    calls_[out] = s.dec->text().substr(call->code_begin, call->code_end - call->code_begin);
     ++s.tool.calls;
-    return Step::CALL;
+    return Step::CALL;  // the caller pauses its slot (pause_for_call), which issues the call
   }
 
   const RunContext& c_;
@@ -165,6 +167,13 @@ class GenerateRun {
   std::vector<int64_t> pending_;         // per slot: the sampled token not yet fed to the model
   torch::Tensor seen_;                   // [slots, V] bool, only with a repetition penalty
   ToolCallParser parser_{c_.tools};
+  std::map<int64_t, std::string> calls_;  // per completion: the program of a call found, not issued yet
+  // Side prefills (tool_prefill.h) where they help: a CPU model, and results taken whenever ready.
+  // Declared before runner_, whose threads use it until they are joined.
+  std::unique_ptr<SidePrefillContext> side_ =
+      c_.tool_exec && c_.side_prefill && c_.tools.overlap && device_.is_cpu()
+          ? std::make_unique<SidePrefillContext>(c_.model, c_.packed, c_.bf16, c_.tok, c_.tools)
+          : nullptr;
   std::unique_ptr<ToolRunner> runner_ =
       c_.tool_exec ? std::make_unique<ToolRunner>(*c_.tool_exec, c_.tools.num_workers) : nullptr;
   std::map<int64_t, Clock::time_point> issued_;  // per ticket in flight: when its call was issued
@@ -206,8 +215,30 @@ bool GenerateRun::admit() {
   const Placement placement = sched_.place(survivors);
   install(pf, placement, seqs, rows, tokens);
   for (size_t q = 0; q < calls.size(); ++q)
-    if (calls[q]) sched_.pause(placement.slots[q]);
+    if (calls[q]) pause_for_call(placement.slots[q]);
   return true;
+}
+
+// Pauses the slot whose last token closed a call (its pending token) and issues the call. With side
+// prefills, the worker gets views of the row's filled slots: they stay as they are while it waits.
+void GenerateRun::pause_for_call(int64_t slot) {
+  sched_.pause(slot);
+  const int64_t out = sched_.seq(slot);
+  auto it = calls_.find(out);
+  GRPO_CHECK(it != calls_.end(), "no call found for completion ", out);
+  ToolCall call{c_.tools.enabled.front(), std::move(it->second)};
+  calls_.erase(it);
+  ToolRunner::After after;
+  if (side_) {
+    PausedRow row;
+    row.prefix = model::row_slot_views(*cache_, slot, 0, cache_->lengths()[slot].item<int64_t>());
+    row.pending = pending_[slot];
+    row.room = seqs_[slot].max_new - static_cast<int64_t>(results_[out].token_ids.size());
+    after = [ctx = side_.get(), row = std::move(row)](const ToolResult& r) { return side_prefill(*ctx, row, r.body); };
+  }
+  Sequence& s = seqs_[slot];
+  s.tool.ticket = runner_->submit(std::move(call), std::move(after));
+  issued_[s.tool.ticket] = Clock::now();
 }
 
 // Injects the tool results that are ready, in slot order, in one batched prefill. Blocks for one
@@ -231,16 +262,19 @@ void GenerateRun::resume_tools() {
   if (!slots.empty()) inject(slots, dones);
 }
 
-// Appends each call's result (dones[q]) to the paused sequence in slots[q]: its pending token (the
-// one that closed the call) and the result's tokens go through the model together, all slots in one
-// right-padded batch on a copy of their cache rows (one forward, not one per result: results that
-// arrive together would otherwise queue behind each other's prefills); each next token is drawn
+// Appends each call's result (dones[q]) to the paused sequence in slots[q] and puts its pending
+// token (the one that closed the call) and the result's tokens into the row's cache: a result the
+// worker prefilled already (Done::side) by copying the new slots; the others by one right-padded
+// forward of all of them on a copy of their rows (one forward, not one per result: results that
+// arrive together would otherwise queue behind each other's prefills). Each next token is drawn
 // from its row's last position, and the slots run again (or finish).
 void GenerateRun::inject(const std::vector<int64_t>& slots, const std::vector<ToolRunner::Done>& dones) {
   const Clock::time_point taken = Clock::now();
   std::vector<Clock::time_point> issued(slots.size());
   std::vector<size_t> fed;                  // indices q of the results prefilled (not cut to the end)
   std::vector<std::vector<int64_t>> feeds;  // per fed result: pending token + injected ids
+  std::vector<const SidePrefill*> sides;    // per fed result: its side prefill, or null
+  auto lengths = cache_->lengths().to(torch::kCPU);  // [held] int64
   for (size_t q = 0; q < slots.size(); ++q) {
     const int64_t slot = slots[q];
     Sequence& s = seqs_[slot];
@@ -254,7 +288,8 @@ void GenerateRun::inject(const std::vector<int64_t>& slots, const std::vector<To
     c.tool_timeouts += result.outcome == ToolOutcome::TIMEOUT;
     ++c_.stats.tool_calls;
     c_.stats.tool_run_seconds += result.run_seconds;
-    const std::vector<int64_t> ids = tool_result_tokens(c_.tok, c_.tools, result.body);
+    const SidePrefill* side = dones[q].side.get();
+    const std::vector<int64_t> ids = side ? side->ids : tool_result_tokens(c_.tok, c_.tools, result.body);
     const size_t before = c.token_ids.size();
     const bool full = c_.builder.inject(c, s, ids);
     const int64_t n = static_cast<int64_t>(c.token_ids.size() - before);
@@ -268,34 +303,57 @@ void GenerateRun::inject(const std::vector<int64_t>& slots, const std::vector<To
     fed.push_back(q);
     feeds.push_back({pending_[slot]});
     feeds.back().insert(feeds.back().end(), ids.begin(), ids.begin() + n);
+    const bool usable = side && side->last_hidden.defined() && side->begin == lengths[slot].item<int64_t>() &&
+                        side->fed.size() == static_cast<int64_t>(feeds.back().size());
+    sides.push_back(usable ? side : nullptr);
   }
   if (fed.empty()) return;
   const auto k = static_cast<int64_t>(fed.size());
   std::vector<int64_t> outs(k), pos(k), slot_of(k);
   std::vector<uint64_t> streams(k), counters(k);
-  int64_t T = 0, longest = 0;  // longest feed; longest cached row (its prompt and tokens before the feed)
   for (int64_t r = 0; r < k; ++r) {
     slot_of[r] = slots[fed[r]];
     outs[r] = sched_.seq(slot_of[r]);
-    const Completion& c = results_[outs[r]];
-    const auto len = static_cast<int64_t>(feeds[r].size());
-    pos[r] = static_cast<int64_t>(c.token_ids.size());
+    pos[r] = static_cast<int64_t>(results_[outs[r]].token_ids.size());
     streams[r] = seqs_[slot_of[r]].stream;
     counters[r] = static_cast<uint64_t>(pos[r]);
-    T = std::max(T, len);
-    longest = std::max(longest, c.prompt_length + pos[r] - len);
   }
-  // One batch when the padded rows fit a cache row (the longest row + T), else row by row.
-  torch::Tensor last_hidden;  // [k, D]
-  if (longest + T <= cache_->capacity()) {
-    last_hidden = prefill_rows(slot_of, feeds);
-  } else {
-    std::vector<torch::Tensor> hs;
-    for (int64_t r = 0; r < k; ++r) hs.push_back(prefill_rows({slot_of[r]}, {feeds[r]}));
-    last_hidden = torch::cat(hs);
+  std::vector<torch::Tensor> hidden(k);  // per fed result: [1, D], its last token's hidden state
+  std::vector<int64_t> copy_rows, copy_begins, here;  // here: the r prefilled on this thread
+  std::vector<const model::RowSlots*> copy_slots;
+  for (int64_t r = 0; r < k; ++r) {
+    if (!sides[r]) {
+      here.push_back(r);
+      continue;
+    }
+    copy_rows.push_back(slot_of[r]);
+    copy_begins.push_back(sides[r]->begin);
+    copy_slots.push_back(&sides[r]->fed);
+    hidden[r] = sides[r]->last_hidden;
+    if (c_.penalty) seen_[slot_of[r]].scatter_(0, torch::tensor(feeds[r], torch::kInt64).to(device_), true);
   }
-  for (int64_t r = 0; r < k; ++r) record_call(dones[fed[r]], issued[fed[r]], taken);  // tokens in the cache
-  auto logits = c_.head(last_hidden);  // [k, V]
+  model::write_row_slots(*cache_, copy_rows, copy_begins, copy_slots);
+  if (!here.empty()) {
+    std::vector<int64_t> hs;
+    std::vector<std::vector<int64_t>> hf;
+    int64_t T = 0, longest = 0;  // longest feed; longest cached row (its prompt and tokens before the feed)
+    for (int64_t r : here) {
+      hs.push_back(slot_of[r]);
+      hf.push_back(feeds[r]);
+      const auto len = static_cast<int64_t>(feeds[r].size());
+      T = std::max(T, len);
+      longest = std::max(longest, results_[outs[r]].prompt_length + pos[r] - len);
+    }
+    // One batch when the padded rows fit a cache row (the longest row + T), else row by row.
+    if (longest + T <= cache_->capacity()) {
+      auto h = prefill_rows(hs, hf);  // [here, D]
+      for (size_t i = 0; i < here.size(); ++i) hidden[here[i]] = h.narrow(0, static_cast<int64_t>(i), 1);
+    } else {
+      for (size_t i = 0; i < here.size(); ++i) hidden[here[i]] = prefill_rows({hs[i]}, {hf[i]});
+    }
+  }
+  for (int64_t r = 0; r < k; ++r) record_call(dones[fed[r]], issued[fed[r]], taken, sides[r] != nullptr);  // tokens in the cache
+  auto logits = c_.head(torch::cat(hidden));  // [k, V]
   torch::Tensor seen;  // [k, V] bool, only with a repetition penalty
   if (c_.penalty) seen = seen_.index_select(0, torch::tensor(slot_of, torch::kInt64).to(device_));
   StepDraws draws = c_.sampler(logits, seen, streams, counters);
@@ -309,7 +367,7 @@ void GenerateRun::inject(const std::vector<int64_t>& slots, const std::vector<To
       continue;
     }
     pending_[slot] = draws.ids[r];
-    if (step == Step::CALL) sched_.pause(slot);
+    if (step == Step::CALL) pause_for_call(slot);
   }
 }
 
@@ -351,15 +409,18 @@ torch::Tensor GenerateRun::prefill_rows(const std::vector<int64_t>& slots, const
 }
 
 // Adds a call's timeline (ToolCallTiming) to the stats; called the moment its tokens are injected.
-void GenerateRun::record_call(const ToolRunner::Done& done, Clock::time_point issued, Clock::time_point taken) {
+void GenerateRun::record_call(const ToolRunner::Done& done, Clock::time_point issued, Clock::time_point taken,
+                              bool side) {
   const auto now = Clock::now();
   auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   ToolCallTiming t;
   t.queued = secs(issued, done.started);
   t.run = secs(done.started, done.ready);
-  t.wait = secs(done.ready, taken);
+  t.prefill = secs(done.ready, done.prepared);
+  t.wait = secs(done.prepared, taken);
   t.inject = secs(taken, now);
   t.prestarted = done.result.prestarted;
+  t.side = side;
   c_.stats.tool_start_to_inject_seconds += t.start_to_inject();
   c_.stats.tool_issue_to_inject_seconds += t.issue_to_inject();
   c_.stats.tool_call_timings.push_back(t);
@@ -456,7 +517,7 @@ void GenerateRun::decode_step() {
       sched_.finish(s);
     else
       pending_[s] = draws.ids[s];
-    if (step == Step::CALL) sched_.pause(s);
+    if (step == Step::CALL) pause_for_call(s);
   }
   ++c_.stats.decode_steps;
   c_.stats.decoded_rows += B;
@@ -557,12 +618,13 @@ std::vector<Completion> RolloutEngine::generate(const std::vector<std::vector<in
   // products instead of float32 ones.
   const torch::Dtype linear_dtype = bf16 ? torch::kBFloat16 : torch::kFloat32;
   if (packed_.dtype() != linear_dtype) packed_ = model::PackedWeights(linear_dtype);
-  model::PackedWeightsScope packed_scope(pack && model::PackedWeights::available() ? &packed_ : nullptr);
+  model::PackedWeights* packed = pack && model::PackedWeights::available() ? &packed_ : nullptr;
+  model::PackedWeightsScope packed_scope(packed);
 
   const CompletionBuilder builder(params_, eos_ids_, *tok_, tool_exec_ != nullptr);
   const StepSampler sampler(params_, model_->spec().vocab_size, tok_->vocab_size());
   const RunContext ctx{model_,  *head_, builder, sampler, stats_, progress_, params_.repetition_penalty != 1.0,
-                       bf16,    tools_, tool_exec_.get(), *tok_, force_, params_.temperature};
+                       bf16,    tools_, tool_exec_.get(), *tok_, force_, params_.temperature, packed, tool_side_prefill_};
   GenerateRun run(ctx, prompt_ids, num_generations, prompt_seeds, plan, limits);
   auto results = run.run();
   for (const auto& c : results) stats_.completion_tokens += c.completion_length;

@@ -16,10 +16,10 @@ ToolRunner::~ToolRunner() {
   exec_->release();
 }
 
-int64_t ToolRunner::submit(ToolCall call) {
+int64_t ToolRunner::submit(ToolCall call, After after) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t ticket = next_++;
-  jobs_.emplace_back(ticket, std::move(call));
+  jobs_.push_back({ticket, std::move(call), std::move(after)});
   if (static_cast<int>(threads_.size()) < workers_)
     threads_.emplace_back([this] { work(); });
   cv_job_.notify_one();
@@ -31,20 +31,28 @@ void ToolRunner::work() {
   while (true) {
     cv_job_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
     if (jobs_.empty()) return;  // stop_
-    auto [ticket, call] = std::move(jobs_.front());
+    Job job = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
     Done d;
     d.started = Clock::now();
     try {
-      d.result = exec_->run(call);
+      d.result = exec_->run(job.call);
     } catch (const std::exception& e) {  // an executor's own failure costs the call, not the rollout
       d.result.outcome = ToolOutcome::ERROR;
       d.result.body = std::string("ToolError: ") + e.what();
     }
     d.ready = Clock::now();
+    if (job.after) {
+      try {
+        d.side = job.after(d.result);
+      } catch (const std::exception&) {  // the engine then prefills the result itself
+        d.side.reset();
+      }
+    }
+    d.prepared = job.after ? Clock::now() : d.ready;
     lock.lock();
-    done_.emplace(ticket, std::move(d));
+    done_.emplace(job.ticket, std::move(d));
     cv_done_.notify_all();
   }
 }

@@ -6,13 +6,16 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "grpo/rollout/tools.h"
+#include "tool_prefill.h"
 
 namespace grpo::rollout {
 
@@ -23,8 +26,12 @@ class ToolRunner {
   struct Done {
     ToolResult result;
     Clock::time_point started;  // a worker took the call and is about to start its sandbox (exec.run())
-    Clock::time_point ready;    // exec.run() returned: the result waits for the engine to take it
+    Clock::time_point ready;    // exec.run() returned
+    Clock::time_point prepared;  // the call's `after` returned (== ready without one): the engine may take it
+    std::shared_ptr<SidePrefill> side;  // what `after` made (null without one, or when it threw)
   };
+  /// Run on the worker after exec.run(), before the result is handed over (the side prefill).
+  using After = std::function<std::shared_ptr<SidePrefill>(const ToolResult&)>;
 
   /// `exec` must outlive the runner; threads start with the first submit(). Calls
   /// exec.prepare(num_workers) (the python tool pre-starts that many interpreters meanwhile).
@@ -37,8 +44,9 @@ class ToolRunner {
   ToolRunner(const ToolRunner&) = delete;
   ToolRunner& operator=(const ToolRunner&) = delete;
 
-  /// Queues `call`; returns its ticket.
-  int64_t submit(ToolCall call);
+  /// Queues `call`; returns its ticket. `after` (optional) runs on the worker once the call ran; if
+  /// it throws, the result is handed over without what it makes.
+  int64_t submit(ToolCall call, After after = nullptr);
   /// Whether the result of `ticket` is ready (not taken yet).
   bool ready(int64_t ticket);
   /// Blocks until `ticket`'s result is ready, removes and returns it.
@@ -53,7 +61,12 @@ class ToolRunner {
   int workers_;
   std::mutex mu_;
   std::condition_variable cv_job_, cv_done_;
-  std::deque<std::pair<int64_t, ToolCall>> jobs_;
+  struct Job {
+    int64_t ticket;
+    ToolCall call;
+    After after;
+  };
+  std::deque<Job> jobs_;
   std::map<int64_t, Done> done_;
   std::vector<std::thread> threads_;
   int64_t next_ = 0;

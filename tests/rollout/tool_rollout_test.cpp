@@ -495,3 +495,53 @@ TEST(ToolRollout, BadConfigIsRefused) {
   tools.call_start[1] = "";
   EXPECT_THROW(engine.set_tools(tools), InputError);
 }
+
+// On the CPU with overlap on, the worker that ran a call prefills its result on a copy of the
+// paused row while the engine decodes, and the engine copies the new slots in (ToolCallTiming::side);
+// set_tool_side_prefill(false) makes the engine prefill itself. Either way the transcripts are the
+// protocol's and the logprobs drawn after each injection are the full forward's over the whole
+// transcript, here with a row that moves while it waits (the finished completion 0 is compacted
+// away) and a call issued right after an injection.
+TEST(ToolRollout, ResultsPrefilledOnTheWorkerWhileOthersDecode) {
+  class SlowRepeat : public ToolExecutor {
+   public:
+    ToolResult run(const ToolCall& call) const override {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::string body;
+      for (int i = 0; i < call.code[0] - '0'; ++i) body += call.code;
+      return {ToolOutcome::OK, body, 0.0};
+    }
+  };
+  for (const bool side : {true, false}) {
+    Harness h(python_tools(), 200, std::make_shared<SlowRepeat>());
+    h.engine->set_tool_side_prefill(side);
+    h.script->segs[0] = {cat({std::vector<int64_t>(20, 'x'), {kEos}})};
+    h.script->segs[1] = {bytes("go <code>1a</code>"), cat({bytes("ok"), {kEos}})};
+    h.script->segs[2] = {cat({std::vector<int64_t>(30, 'b'), bytes("<code>2bb</code>")}), bytes("<code>3c</code>"),
+                         cat({bytes("end"), {kEos}})};
+    h.script->segs[3] = {cat({std::vector<int64_t>(60, 'c'), bytes("<code>4</code>")}), cat({bytes("fin"), {kEos}})};
+    auto out = h.run(4, 1);
+    const std::vector<std::string> texts = {
+        std::string(20, 'x'), "go <code>1a</code>" + wrapped("1a") + "ok",
+        std::string(30, 'b') + "<code>2bb</code>" + wrapped("2bb2bb") + "<code>3c</code>" + wrapped("3c3c3c") + "end",
+        std::string(60, 'c') + "<code>4</code>" + wrapped("4444") + "fin"};
+    for (int c = 0; c < 4; ++c) {
+      ASSERT_EQ(out[c].text, texts[c]) << "side " << side << " completion " << c;
+      const std::vector<int64_t> prompt = {10 + c, 20, 30};
+      auto lp = full_logprobs(h.m, cat({prompt, out[c].token_ids}));
+      for (size_t k = 0; k < out[c].token_ids.size(); ++k) {
+        if (out[c].tool_mask[k]) continue;
+        EXPECT_NEAR(out[c].logprobs[k], lp[prompt.size() - 1 + k][out[c].token_ids[k]].item<float>(), 2e-4)
+            << "side " << side << " completion " << c << " token " << k;
+      }
+    }
+    const auto& timings = h.engine->last_stats().tool_call_timings;
+    ASSERT_EQ(timings.size(), 4u);
+    for (const auto& t : timings) {
+      EXPECT_EQ(t.side, side);
+      EXPECT_GE(t.run, 0.050);
+      if (side) EXPECT_GT(t.prefill, 0.0);  // the forward ran on the worker
+      else EXPECT_EQ(t.prefill, 0.0);
+    }
+  }
+}

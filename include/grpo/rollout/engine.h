@@ -40,18 +40,23 @@ class Tokenizer;
 namespace grpo::rollout {
 
 /// One tool call's timeline (rollout.tools), in seconds. "Injected" is the moment the result's
-/// tokens are in the sequence's KV-cache row: after tokenize (tool_result_tokens), append to the
-/// completion and the one-row prefill forward of the call-end token + result tokens, before the
-/// next token's draw (the sequence could be sampled again; on CUDA the forward is then queued).
-/// A result cut to the room left ends its completion with no prefill: there "injected" is the append.
+/// tokens are in the sequence's row of the batch's KV cache, before the next token's draw (on CUDA
+/// the forward is then queued). Two paths: on a CPU model with overlap on, the worker that ran the
+/// call tokenizes the result and prefills the call-end token + result tokens on a copy of the
+/// paused row at once (`side`, while the engine decodes), and the engine copies the new slots into
+/// the row before its next step; otherwise the engine tokenizes and prefills (one forward for the
+/// results it takes together) before its next step. A result cut to the room left ends its
+/// completion with no prefill: there "injected" is the append.
 struct ToolCallTiming {
-  double queued = 0.0;  // call issued -> a worker starts its sandbox (waiting for a free worker)
-  double run = 0.0;     // sandbox start -> result ready (the executor's whole run, on the worker)
-  double wait = 0.0;    // result ready -> the engine takes it (the decode step in flight ends)
-  double inject = 0.0;  // taken -> injected (tokenize, append, prefill)
+  double queued = 0.0;   // call issued -> a worker starts its sandbox (waiting for a free worker)
+  double run = 0.0;      // sandbox start -> result ready (the executor's whole run, on the worker)
+  double prefill = 0.0;  // result ready -> tokenized and prefilled on the worker (0 unless `side`)
+  double wait = 0.0;     // then -> the engine takes it (the decode step in flight ends)
+  double inject = 0.0;   // taken -> injected (side: append and copy of the slots; else tokenize, append, prefill)
   bool prestarted = false;  // the call ran in an interpreter started before it (ToolResult::prestarted)
-  double start_to_inject() const { return run + wait + inject; }
-  double issue_to_inject() const { return queued + run + wait + inject; }
+  bool side = false;        // its result was prefilled on the worker (the first path above)
+  double start_to_inject() const { return run + prefill + wait + inject; }
+  double issue_to_inject() const { return queued + start_to_inject(); }
 };
 
 /// What one generate() call did (for logs and the benchmark).
@@ -124,6 +129,11 @@ class RolloutEngine {
   /// an empty cfg.enabled turns tools off.
   void set_tools(const config::ToolsConfig& cfg, std::shared_ptr<const ToolExecutor> exec = nullptr);
   const config::ToolsConfig& tools() const { return tools_; }
+  /// Whether a tool result may be prefilled by the worker that ran its call, while the engine
+  /// decodes (ToolCallTiming::side; on by default, used on a CPU model with rollout.tools.overlap).
+  /// Off: the engine prefills every result itself before its next step, as on CUDA (benchmarks and
+  /// tests compare the two).
+  void set_tool_side_prefill(bool on) { tool_side_prefill_ = on; }
 
   /// Tests only (a scripted policy): when set, the token of completion `c` at position `t` is
   /// force(c, t) instead of a draw whenever that is >= 0; its logprob is the policy's for it.
@@ -154,6 +164,7 @@ class RolloutEngine {
   std::function<void(int64_t, int64_t)> progress_;
   config::ToolsConfig tools_;                   // set_tools(); off by default
   std::shared_ptr<const ToolExecutor> tool_exec_;  // when tools_.on()
+  bool tool_side_prefill_ = true;                  // set_tool_side_prefill()
   std::function<int64_t(int64_t, int64_t)> force_;
 };
 
