@@ -2,10 +2,13 @@
 // random Llama and a byte tokenizer (or a real one), and the cost of one call against the
 // sandbox's bare program start. Each completion writes `calls` python blocks (print of a product)
 // between filler tokens; with tools off the blocks stay text, with tools on each one pauses its
-// sequence, runs in the sandbox and gets its output injected. Three arms, alternated round by
+// sequence, runs in the sandbox and gets its output injected. Four arms, alternated round by
 // round in this one process (the shared machine's load hits them alike): tools off; tools on with
-// the python tool as shipped (interpreters pre-started, "warm"); tools on with every call starting
-// its own sandbox ("cold": the same tool behind a wrapper that drops prepare()). Prints per arm the
+// the python tool as shipped (interpreters pre-started, "warm", results prefilled on the worker
+// that ran the call, the engine's default on the CPU); the same with the engine prefilling every
+// result itself before its next step ("no side": set_tool_side_prefill(false), the path before
+// the side prefill and the one CUDA takes); tools on with every call starting its own sandbox
+// ("cold": the same tool behind a wrapper that drops prepare(), side prefill on). Prints per arm the
 // median wall time and sampled tokens/s; then:
 //   bare            = host time of one run of `print(1)` through the python tool itself, cold
 //                     (make_python_tool with the rollout's tools config, no prepare(): a fresh
@@ -146,11 +149,12 @@ int main(int argc, char** argv) {
   tools.enabled = {"python"};
   const std::shared_ptr<const grpo::rollout::ToolExecutor> py = grpo::rollout::make_python_tool(tools);
   const auto cold_py = std::make_shared<NoPrestart>(py);
-  auto run = [&](const std::shared_ptr<const grpo::rollout::ToolExecutor>& exec, Arm* arm) {
+  auto run = [&](const std::shared_ptr<const grpo::rollout::ToolExecutor>& exec, Arm* arm, bool side = true) {
     grpo::rollout::SamplingParams p;
     p.max_completion_length = 1024;
     grpo::rollout::RolloutEngine engine(model, tok, p, {P * G, 0});
     engine.set_tools(exec ? tools : grpo::config::ToolsConfig{}, exec);
+    engine.set_tool_side_prefill(side);
     // The scripted policy: segment after segment; a jump in positions means an injection came.
     std::vector<size_t> seg(segs.size(), 0), off(segs.size(), 0);
     std::vector<int64_t> last(segs.size(), -1);
@@ -189,15 +193,18 @@ int main(int argc, char** argv) {
   };
   py->run({"python", "print(1)\n"});  // warm-up
   run(nullptr, nullptr);              // warm-up
-  Arm off{"tools off"}, warm{"tools on, pre-started"}, cold{"tools on, cold starts"};
+  Arm off{"tools off"}, warm{"tools on, pre-started"}, cold{"tools on, cold starts"},
+      here{"pre-started, no side"};
   for (int r = 0; r < rounds; ++r) {
     bare();
     run(nullptr, &off);
     if (r % 2 == 0) {
       run(py, &warm);
+      run(py, &here, false);
       run(cold_py, &cold);
     } else {
       run(cold_py, &cold);
+      run(py, &here, false);
       run(py, &warm);
     }
   }
@@ -222,32 +229,34 @@ int main(int argc, char** argv) {
               bare_med, mean(bare_ms), bare_ms.size());
   std::printf("bare warm: the same in a pre-started interpreter, median %.2f ms, mean %.2f ms over %zu runs\n",
               median(warm_ms), mean(warm_ms), warm_ms.size());
-  for (const Arm* a : {&off, &warm, &cold}) {
+  for (const Arm* a : {&off, &warm, &here, &cold}) {
     std::printf("%-22s: median wall %.3f s, median %.1f sampled tokens/s (%.2fx tools off); %lld calls, %lld injected "
                 "tokens, %lld decode steps\n",
                 a->name, median(a->wall), median(a->rate), median(a->rate) / median(off.rate),
                 static_cast<long long>(a->tool_calls), static_cast<long long>(a->injected),
                 static_cast<long long>(a->steps));
     if (a->calls.empty()) continue;
-    std::vector<double> start_ms, issue_ms, queued, ran, waited, injected;
-    int64_t pre = 0;
+    std::vector<double> start_ms, issue_ms, queued, ran, prefilled, waited, injected;
+    int64_t pre = 0, side = 0;
     for (const auto& t : a->calls) {
       start_ms.push_back(1e3 * t.start_to_inject());
       issue_ms.push_back(1e3 * t.issue_to_inject());
       queued.push_back(1e3 * t.queued);
       ran.push_back(1e3 * t.run);
+      prefilled.push_back(1e3 * t.prefill);
       waited.push_back(1e3 * t.wait);
       injected.push_back(1e3 * t.inject);
       pre += t.prestarted;
+      side += t.side;
     }
-    std::printf("  per call (%zu, %lld in a pre-started interpreter): start->injected mean %.2f ms, median %.2f ms; "
-                "issued->injected mean %.2f ms, median %.2f ms\n",
-                start_ms.size(), static_cast<long long>(pre), mean(start_ms), median(start_ms), mean(issue_ms),
-                median(issue_ms));
-    std::printf("  mean ms: queued %.2f, run %.2f (sandbox's own wall %.2f), wait for the step %.2f, tokenize+prefill "
-                "%.2f; medians: run %.2f, wait %.2f, tokenize+prefill %.2f\n",
-                mean(queued), mean(ran), 1e3 * a->run_seconds / static_cast<double>(a->tool_calls), mean(waited),
-                mean(injected), median(ran), median(waited), median(injected));
+    std::printf("  per call (%zu, %lld in a pre-started interpreter, %lld prefilled on the worker): start->injected mean "
+                "%.2f ms, median %.2f ms; issued->injected mean %.2f ms, median %.2f ms\n",
+                start_ms.size(), static_cast<long long>(pre), static_cast<long long>(side), mean(start_ms),
+                median(start_ms), mean(issue_ms), median(issue_ms));
+    std::printf("  mean ms: queued %.2f, run %.2f (sandbox's own wall %.2f), prefill on the worker %.2f, wait for the "
+                "step %.2f, inject %.2f; medians: run %.2f, prefill %.2f, wait %.2f, inject %.2f\n",
+                mean(queued), mean(ran), 1e3 * a->run_seconds / static_cast<double>(a->tool_calls), mean(prefilled),
+                mean(waited), mean(injected), median(ran), median(prefilled), median(waited), median(injected));
     const double ratio_mean = mean(start_ms) / bare_med, ratio_med = median(start_ms) / bare_med;
     std::printf("  ratio start->injected / bare start: mean %.2fx, median %.2fx (target < 2x): %s\n", ratio_mean,
                 ratio_med, ratio_mean < 2.0 ? "PASS" : "FAIL");
