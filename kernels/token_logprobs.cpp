@@ -45,19 +45,23 @@ std::tuple<Tensor, Tensor, Tensor> fwd_cpu(const Tensor& hidden, const Tensor& w
                 "grpo::token_logprobs: targets must lie in [0, ", vocab, ")");
   }
   const auto acc = detail::acc_type(hidden.scalar_type());
+  const bool low = hidden.scalar_type() != acc;
   const double inv_t = 1.0 / temperature;
   Tensor m, s, t;
   Tensor zt = torch::empty({n}, hidden.options().dtype(acc));
+  // Few full passes over each [n, c] chunk: these element-wise passes, not the product, are most of
+  // a bf16 chunk's time, and they scale worse than the product to a second thread.
   for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
     const int64_t c = std::min(chunk, vocab - v0);
-    const Tensor z = torch::matmul(hidden, weight.narrow(0, v0, c).t()).to(acc) * inv_t;
-    const Tensor mc = std::get<0>(z.max(1));
-    const Tensor d = z - mc.unsqueeze(1);
+    const Tensor zr = torch::matmul(hidden, weight.narrow(0, v0, c).t());  // [n, c] input dtype
+    const Tensor zf = low ? zr.to(acc) : zr;                                 // logits z = zf / T
+    const Tensor mc = zf.amax(1) * inv_t;  // max z (rounding is monotone, T > 0)
+    const Tensor d = torch::add(-mc.unsqueeze(1), zf, inv_t);  // z - max z, [n, c]
     const Tensor e = d.exp();
-    const Tensor sc = e.sum(1), tc = (e * d).sum(1);
+    const Tensor sc = e.sum(1), tc = torch::bmm(e.unsqueeze(1), d.unsqueeze(2)).view({n});
     const Tensor in = (targets >= v0) & (targets < v0 + c);
     const Tensor local = (targets - v0).clamp(0, c - 1).unsqueeze(1);
-    zt = torch::where(in, z.gather(1, local).squeeze(1), zt);
+    zt = torch::where(in, zf.gather(1, local).squeeze(1) * inv_t, zt);
     if (v0 == 0) {
       m = mc, s = sc, t = tc;
     } else {
@@ -81,7 +85,11 @@ std::tuple<Tensor, Tensor> bwd_cpu(const Tensor& grad_logp, const Tensor& grad_e
   const int64_t vocab = weight.size(0);
   const double inv_t = 1.0 / temperature;
   const Tensor lse = lse_.to(acc).unsqueeze(1), ez = lse - entropy_.to(acc).unsqueeze(1);
-  const Tensor gl = grad_logp.to(acc).unsqueeze(1), ge = grad_entropy.to(acc).unsqueeze(1);
+  const Tensor gl = grad_logp.to(acc), ge = grad_entropy.to(acc).unsqueeze(1);
+  // dL/dz = gl (onehot - p) - ge p (z - ez) with z = zr / T, and dL/dzr = dL/dz / T:
+  //   g = p * (a (z - ez) + b) + onehot * gl / T,   a = -ge / T,  b = -gl / T   ([n, 1] each)
+  // in five passes over the [n, c] chunk; the one-hot term is added at the n targets only.
+  const Tensor a = ge * -inv_t, b = gl.unsqueeze(1) * -inv_t, hit = gl * inv_t;
   // Reduced precision (bf16/fp16): the two gradient products run in the input dtype on the logits'
   // gradient rounded to it, as autocast's backward of a bf16 linear and the CUDA path do (a float32
   // product here cost more than the whole bf16 forward); float32 inputs: unchanged, all float32.
@@ -92,11 +100,17 @@ std::tuple<Tensor, Tensor> bwd_cpu(const Tensor& grad_logp, const Tensor& grad_e
   for (int64_t v0 = 0; v0 < vocab; v0 += chunk) {
     const int64_t c = std::min(chunk, vocab - v0);
     const Tensor wc = weight.narrow(0, v0, c);
-    const Tensor z = torch::matmul(hidden, wc.t()).to(acc) * inv_t;
-    const Tensor p = (z - lse).exp();
-    const Tensor onehot =
-        (torch::arange(v0, v0 + c, targets.options()).unsqueeze(0) == targets.unsqueeze(1)).to(acc);
-    const Tensor g = (gl * (onehot - p) - ge * p * (z - ez)) * inv_t;  // [n, c] float32
+    const Tensor zr = torch::matmul(hidden, wc.t());  // [n, c] input dtype
+    Tensor g = low ? zr.to(acc) : zr;                  // [n, c] acc, owned: overwritten below
+    const Tensor p = torch::add(-lse, g, inv_t).exp_();
+    torch::add_out(g, -ez, g, inv_t);   // z - ez
+    torch::addcmul_out(g, b, a, g);     // a (z - ez) + b
+    g.mul_(p);
+    const Tensor rows = ((targets >= v0) & (targets < v0 + c)).nonzero().squeeze(1);
+    if (rows.numel() > 0) {  // one target per row: (row, column) pairs are distinct
+      const Tensor cols = targets.index({rows}) - v0;
+      g.index_put_({rows, cols}, g.index({rows, cols}) + hit.index({rows}));
+    }
     const Tensor gp = low ? g.to(hidden.scalar_type()) : g;
     gh.add_(torch::matmul(gp, low ? wc : wc.to(acc)));
     gw.narrow(0, v0, c).copy_(torch::matmul(gp.t(), h));
