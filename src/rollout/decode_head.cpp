@@ -46,7 +46,8 @@ DecodeHead::DecodeHead(model::Transformer model, int64_t max_rows, bool allow_pa
 bool DecodeHead::up_to_date() const {
   const torch::Tensor& w = model_->lm_head ? model_->lm_head->weight : model_->embed_tokens->weight;
   if (w.unsafeGetTensorImpl() != weight_impl_) return false;
-  if (!packed_.defined()) return true;  // the plain path reads the live weight
+  // The plain float32 path reads the live weight; the packed copy and the bf16 copy are snapshots.
+  if (!packed_.defined() && !weight_bf16_.defined()) return true;
   return !w.is_inference() && weight_version_ == static_cast<int64_t>(w._version());
 }
 

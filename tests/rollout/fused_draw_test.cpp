@@ -196,4 +196,20 @@ TEST(DecodeHead, AnInPlaceWeightChangeMakesItStale) {
   EXPECT_LT((again(h).to(torch::kFloat64) - ref).abs().max().item<double>(), 2e-5);
 }
 
+// The unpacked bf16 head keeps a bf16 copy of the weight: an optimizer step must make it stale too
+// (the plain float32 head reads the live weight and never is).
+TEST(DecodeHead, Bf16PlainCopyGoesStaleOnAnInPlaceWeightChange) {
+  auto m = head_model(true, false);
+  DecodeHead plain(m, 8, /*allow_packing=*/false, /*bf16=*/false);
+  DecodeHead bf16(m, 8, /*allow_packing=*/false, /*bf16=*/true);
+  ASSERT_FALSE(bf16.packed());
+  EXPECT_TRUE(bf16.up_to_date());
+  {
+    torch::NoGradGuard ng;
+    m->embed_tokens->weight.add_(0.5);
+  }
+  EXPECT_FALSE(bf16.up_to_date());
+  EXPECT_TRUE(plain.up_to_date());
+}
+
 }  // namespace
