@@ -6,7 +6,7 @@
 // round in this one process (the shared machine's load hits them alike): tools off; tools on with
 // the python tool as shipped (interpreters pre-started, "warm", results prefilled on the worker
 // that ran the call, the engine's default on the CPU); the same with the engine prefilling every
-// result itself before its next step ("no side": set_tool_side_prefill(false), the path before
+// result itself before its next step ("engine prefill": set_tool_side_prefill(false), the path before
 // the side prefill and the one CUDA takes); tools on with every call starting its own sandbox
 // ("cold": the same tool behind a wrapper that drops prepare(), side prefill on). Prints per arm the
 // median wall time and sampled tokens/s; then:
@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
   py->run({"python", "print(1)\n"});  // warm-up
   run(nullptr, nullptr);              // warm-up
   Arm off{"tools off"}, warm{"tools on, pre-started"}, cold{"tools on, cold starts"},
-      here{"pre-started, no side"};
+      here{"tools on, engine prefill"};
   for (int r = 0; r < rounds; ++r) {
     bare();
     run(nullptr, &off);
