@@ -7,6 +7,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <thread>
 
 #include "bf16_forward.h"
 #include "completion_builder.h"
@@ -168,10 +169,12 @@ class GenerateRun {
   torch::Tensor seen_;                   // [slots, V] bool, only with a repetition penalty
   ToolCallParser parser_{c_.tools};
   std::map<int64_t, std::string> calls_;  // per completion: the program of a call found, not issued yet
-  // Side prefills (tool_prefill.h) where they help: a CPU model, and results taken whenever ready.
-  // Declared before runner_, whose threads use it until they are joined.
+  // Side prefills (tool_prefill.h) where they help: a CPU model with a core the engine's forwards
+  // leave free, and results taken whenever ready. Declared before runner_, whose threads use it
+  // until they are joined.
   std::unique_ptr<SidePrefillContext> side_ =
-      c_.tool_exec && c_.side_prefill && c_.tools.overlap && device_.is_cpu()
+      c_.tool_exec && c_.side_prefill && c_.tools.overlap && device_.is_cpu() &&
+              static_cast<unsigned>(at::get_num_threads()) < std::thread::hardware_concurrency()
           ? std::make_unique<SidePrefillContext>(c_.model, c_.packed, c_.bf16, c_.tok, c_.tools)
           : nullptr;
   std::unique_ptr<ToolRunner> runner_ =

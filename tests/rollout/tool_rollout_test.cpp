@@ -535,12 +535,14 @@ TEST(ToolRollout, ResultsPrefilledOnTheWorkerWhileOthersDecode) {
             << "side " << side << " completion " << c << " token " << k;
       }
     }
+    // The side prefill needs a core the engine's intra-op threads leave free (1 thread here).
+    const bool used = side && static_cast<unsigned>(at::get_num_threads()) < std::thread::hardware_concurrency();
     const auto& timings = h.engine->last_stats().tool_call_timings;
     ASSERT_EQ(timings.size(), 4u);
     for (const auto& t : timings) {
-      EXPECT_EQ(t.side, side);
+      EXPECT_EQ(t.side, used);
       EXPECT_GE(t.run, 0.050);
-      if (side) EXPECT_GT(t.prefill, 0.0);  // the forward ran on the worker
+      if (used) EXPECT_GT(t.prefill, 0.0);  // the forward ran on the worker
       else EXPECT_EQ(t.prefill, 0.0);
     }
   }

@@ -130,9 +130,10 @@ class RolloutEngine {
   void set_tools(const config::ToolsConfig& cfg, std::shared_ptr<const ToolExecutor> exec = nullptr);
   const config::ToolsConfig& tools() const { return tools_; }
   /// Whether a tool result may be prefilled by the worker that ran its call, while the engine
-  /// decodes (ToolCallTiming::side; on by default, used on a CPU model with rollout.tools.overlap).
-  /// Off: the engine prefills every result itself before its next step, as on CUDA (benchmarks and
-  /// tests compare the two).
+  /// decodes (ToolCallTiming::side). On by default; used on a CPU model with rollout.tools.overlap
+  /// when the engine's intra-op threads leave a core to spare (torch's threads < the host's cores:
+  /// without one the side prefill only takes CPU from the decode). Off: the engine prefills every
+  /// result itself before its next step, as on CUDA (benchmarks and tests compare the two).
   void set_tool_side_prefill(bool on) { tool_side_prefill_ = on; }
 
   /// Tests only (a scripted policy): when set, the token of completion `c` at position `t` is
