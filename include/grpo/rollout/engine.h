@@ -130,10 +130,11 @@ class RolloutEngine {
   void set_tools(const config::ToolsConfig& cfg, std::shared_ptr<const ToolExecutor> exec = nullptr);
   const config::ToolsConfig& tools() const { return tools_; }
   /// Whether a tool result may be prefilled by the worker that ran its call, while the engine
-  /// decodes (ToolCallTiming::side). On by default; used on a CPU model with rollout.tools.overlap
-  /// when the engine's intra-op threads leave a core to spare (torch's threads < the host's cores:
-  /// without one the side prefill only takes CPU from the decode). Off: the engine prefills every
-  /// result itself before its next step, as on CUDA (benchmarks and tests compare the two).
+  /// decodes (ToolCallTiming::side); used on a CPU model with rollout.tools.overlap when the engine's
+  /// intra-op threads leave a core to spare (torch's threads < the host's cores). Off by default:
+  /// the engine prefills every result itself before its next step, as on CUDA. Measured on 2 cores
+  /// (docs/benchmarks.md): on halves a call's latency in bursts of calls but costs latency and
+  /// tokens/s when calls are spread out (the worker's prefill competes with interpreter starts).
   void set_tool_side_prefill(bool on) { tool_side_prefill_ = on; }
 
   /// Tests only (a scripted policy): when set, the token of completion `c` at position `t` is
@@ -165,7 +166,7 @@ class RolloutEngine {
   std::function<void(int64_t, int64_t)> progress_;
   config::ToolsConfig tools_;                   // set_tools(); off by default
   std::shared_ptr<const ToolExecutor> tool_exec_;  // when tools_.on()
-  bool tool_side_prefill_ = true;                  // set_tool_side_prefill()
+  bool tool_side_prefill_ = false;                 // set_tool_side_prefill()
   std::function<int64_t(int64_t, int64_t)> force_;
 };
 
