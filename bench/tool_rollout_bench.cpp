@@ -5,9 +5,9 @@
 // sequence, runs in the sandbox and gets its output injected. Four arms, alternated round by
 // round in this one process (the shared machine's load hits them alike): tools off; tools on with
 // the python tool as shipped (interpreters pre-started, "warm", results prefilled on the worker
-// that ran the call, the engine's default on the CPU); the same with the engine prefilling every
-// result itself before its next step ("engine prefill": set_tool_side_prefill(false), the path before
-// the side prefill and the one CUDA takes); tools on with every call starting its own sandbox
+// that ran the call: set_tool_side_prefill(true)); the same with the engine prefilling every
+// result itself before its next step ("engine prefill": the engine's default, and CUDA's path);
+// tools on with every call starting its own sandbox
 // ("cold": the same tool behind a wrapper that drops prepare(), side prefill on). Prints per arm the
 // median wall time and sampled tokens/s; then:
 //   bare            = host time of one run of `print(1)` through the python tool itself, cold
