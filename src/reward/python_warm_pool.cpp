@@ -8,7 +8,10 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -68,6 +71,34 @@ void kill_and_wait(Runs& runs) {
 
 // An idle interpreter is usable while its init runs and its program has neither ended (stdout and
 // stderr hang up when it does) nor written anything (the bootstrap is silent until it has a source).
+// Waits (at most kPaceS) until the interpreter under sandbox init `init_pid` blocks on its stdin:
+// init's child (the python) sleeps, or is gone. The filler then starts the next one, so that
+// interpreters start one after another: started together, a burst of them (a pool refilled after
+// a burst of calls, or filled at prepare()) takes every core from the decode and the calls.
+constexpr double kPaceS = 0.25;
+template <class Abort>
+void wait_until_waiting(pid_t init_pid, Abort abort) {
+  const int64_t until = now_ns() + static_cast<int64_t>(kPaceS * 1e9);
+  const std::string children = str("/proc/", init_pid, "/task/", init_pid, "/children");
+  while (now_ns() < until && !abort()) {
+    FILE* f = std::fopen(children.c_str(), "r");
+    if (!f) return;  // init is gone
+    long child = 0;
+    const bool has = std::fscanf(f, "%ld", &child) == 1;
+    std::fclose(f);
+    if (has) {
+      FILE* st = std::fopen(str("/proc/", child, "/stat").c_str(), "r");
+      if (!st) return;
+      char buf[512] = {0};
+      const size_t n = std::fread(buf, 1, sizeof(buf) - 1, st);
+      std::fclose(st);
+      const char* paren = std::strrchr(buf, ')');  // "pid (comm) S ...": comm may hold spaces
+      if (n == 0 || !paren || paren[1] == 0 || paren[2] == 'S' || paren[2] == 'Z') return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 bool healthy(LiveRun& r) {
   if (!r.init || r.init->reaped()) return false;
   siginfo_t si{};
@@ -90,6 +121,7 @@ struct PythonWarmPool::State {
   std::condition_variable cv;
   Runs idle;
   int target = 0, starting = 0;
+  int running = 0;  // calls in run() (pre-started or cold)
   int64_t starts = 0;
   bool stop = false, broken = false;
   std::thread filler;
@@ -101,11 +133,20 @@ struct PythonWarmPool::State {
     return r;
   }
 
-  // The background thread: starts interpreters while fewer than `target` are idle or starting.
+  // Whether the filler starts one now: fewer than `target` are idle or starting, and no call runs
+  // (or none is left for the next call). An interpreter's start is ~15 ms of CPU, twice a short
+  // program's run: started while a call runs, it takes the core that call runs on (on a 2-core
+  // host the engine's decode holds the other), so a replacement waits for the call to end instead.
+  bool wants_start() const {
+    const int have = static_cast<int>(idle.size()) + starting;
+    return have < target && (running == 0 || have == 0);
+  }
+
+  // The background thread: starts interpreters while wants_start().
   void fill() {
     std::unique_lock<std::mutex> lock(mu);
     while (true) {
-      cv.wait(lock, [&] { return stop || (!broken && static_cast<int>(idle.size()) + starting < target); });
+      cv.wait(lock, [&] { return stop || (!broken && wants_start()); });
       if (stop) return;
       ++starting;
       lock.unlock();
@@ -124,7 +165,17 @@ struct PythonWarmPool::State {
         kill_and_wait(extra);
         lock.lock();
       } else {
-        idle.push_back(std::move(r));
+        const pid_t pid = r->init->pid;
+        idle.push_back(std::move(r));  // usable at once: a call handed over now waits less than a cold start
+        --starting;
+        cv.notify_all();
+        lock.unlock();
+        wait_until_waiting(pid, [&] {
+          std::lock_guard<std::mutex> l(mu);
+          return stop || target == 0;
+        });
+        lock.lock();
+        continue;
       }
       --starting;
       cv.notify_all();
@@ -144,10 +195,28 @@ struct PythonWarmPool::State {
         else dead.push_back(std::move(r));
       }
     }
-    cv.notify_all();  // the filler replaces what was taken
+    cv.notify_all();  // the filler replaces what was taken (once the call ends: wants_start())
     dead.clear();     // killed, reaped in the background
     return got;
   }
+
+  // Counts a call in run() from before it takes an interpreter until it ends.
+  struct Running {
+    State& s;
+    explicit Running(State& st) : s(st) {
+      std::lock_guard<std::mutex> lock(s.mu);
+      ++s.running;
+    }
+    ~Running() {
+      {
+        std::lock_guard<std::mutex> lock(s.mu);
+        --s.running;
+      }
+      s.cv.notify_all();  // the filler may start replacements now
+    }
+    Running(const Running&) = delete;
+    Running& operator=(const Running&) = delete;
+  };
 
   // Hands `source` to the interpreter and pumps its pipes until the run ends or its wall-clock
   // limit, counted from now, runs out.
@@ -230,6 +299,7 @@ void PythonWarmPool::set_idle_target(int n) {
 
 SandboxResult PythonWarmPool::run(const std::string& source, bool* prestarted) {
   State& s = *st_;
+  const State::Running running(s);
   std::unique_ptr<LiveRun> warm = s.available ? s.take() : nullptr;
   if (prestarted) *prestarted = warm != nullptr;
   if (warm) return s.drive(*warm, source);

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "grpo/reward/python_warm_pool.h"
@@ -194,6 +196,51 @@ TEST(PythonWarmPool, HostileProgramsEndAsColdRunsDo) {
     EXPECT_EQ(status_name(r.status), status_name(status)) << src;
     EXPECT_EQ(status_name(cold(src).status), status_name(status)) << src;
   }
+  pool.set_idle_target(0);
+  EXPECT_TRUE(pids_with_marker(run_marker()).empty());
+}
+
+// A replacement for an interpreter taken starts once the call has ended, not while it runs (its
+// start would take the CPU the call runs on), unless no interpreter is left idle or starting.
+TEST(PythonWarmPool, ReplacementsWaitForTheCallsToEnd) {
+  GRPO_REQUIRE_ISOLATION(pid_ns);
+  PythonWarmPool pool(shared_sandbox(), {run_marker()});
+  pool.set_idle_target(2);
+  ASSERT_TRUE(wait_idle(pool, 2));
+  ASSERT_EQ(pool.starts(), 2);
+  const std::string slow = "import time\ntime.sleep(1.0)\nprint('ok')\n";
+  auto call = [&](std::atomic<int>& done, bool& warm, SandboxResult& r) {
+    r = pool.run(slow, &warm);
+    ++done;
+  };
+  // One call: one interpreter is still idle, so nothing starts while the call runs.
+  std::atomic<int> done{0};
+  bool warm1 = false, warm2 = false;
+  SandboxResult r1, r2;
+  std::thread t1(call, std::ref(done), std::ref(warm1), std::ref(r1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(done.load(), 0);
+  EXPECT_EQ(pool.starts(), 2);
+  EXPECT_EQ(pool.idle_init_pids().size(), 1u);
+  t1.join();
+  EXPECT_TRUE(warm1);
+  EXPECT_EQ(r1.stdout_data, "ok\n");
+  ASSERT_TRUE(wait_idle(pool, 2));  // the replacement, once the call ended
+  EXPECT_EQ(pool.starts(), 3);
+  // Two calls take both: with none left for a next call, one replacement starts while they run.
+  done = 0;
+  std::thread t2(call, std::ref(done), std::ref(warm1), std::ref(r1));
+  std::thread t3(call, std::ref(done), std::ref(warm2), std::ref(r2));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
+  while (pool.starts() < 4 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(done.load(), 0);
+  EXPECT_EQ(pool.starts(), 4);
+  t2.join();
+  t3.join();
+  EXPECT_TRUE(warm1 && warm2);
+  ASSERT_TRUE(wait_idle(pool, 2));
+  EXPECT_EQ(pool.starts(), 5);
   pool.set_idle_target(0);
   EXPECT_TRUE(pids_with_marker(run_marker()).empty());
 }

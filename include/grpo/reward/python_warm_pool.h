@@ -37,7 +37,9 @@ class PythonWarmPool {
 
   /// Whether interpreters can be pre-started here (the sandbox has a PID namespace).
   bool available() const;
-  /// Keeps `n` idle interpreters started, in a background thread. n = 0 kills the idle ones and
+  /// Keeps `n` idle interpreters started, in a background thread. A replacement for one taken
+  /// starts once no call of run() is running (unless none is left idle or starting): an
+  /// interpreter's start would take the CPU the call runs on. n = 0 kills the idle ones and
   /// returns once they and everything they started are gone.
   void set_idle_target(int n);
 
