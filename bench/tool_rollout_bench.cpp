@@ -2,14 +2,15 @@
 // random Llama and a byte tokenizer (or a real one), and the cost of one call against the
 // sandbox's bare program start. Each completion writes `calls` python blocks (print of a product)
 // between filler tokens; with tools off the blocks stay text, with tools on each one pauses its
-// sequence, runs in the sandbox and gets its output injected. Four arms, alternated round by
-// round in this one process (the shared machine's load hits them alike): tools off; tools on with
-// the python tool as shipped (interpreters pre-started, "warm", results prefilled on the worker
-// that ran the call: set_tool_side_prefill(true)); the same with the engine prefilling every
-// result itself before its next step ("engine prefill": the engine's default, and CUDA's path);
-// tools on with every call starting its own sandbox
-// ("cold": the same tool behind a wrapper that drops prepare(), side prefill on). Prints per arm the
-// median wall time and sampled tokens/s; then:
+// sequence, runs in the sandbox and gets its output injected. Five arms, alternated round by
+// round in this one process (the shared machine's load hits them alike): tools off; tools on as a
+// user gets them ("default": interpreters pre-started, each result prefilled by the worker that
+// ran the call where that is sooner, else by the engine: set_tool_side_prefill left unset); the
+// same with every result prefilled on the worker (set_tool_side_prefill(true)); the same with the
+// engine prefilling every result itself before its next step (set_tool_side_prefill(false), CUDA's
+// path); tools on with every call starting its own sandbox ("cold": the same tool behind a wrapper
+// that drops prepare(), default prefill). Prints per arm the median wall time and sampled
+// tokens/s; then:
 //   bare            = host time of one run of `print(1)` through the python tool itself, cold
 //                     (make_python_tool with the rollout's tools config, no prepare(): a fresh
 //                     sandbox and interpreter per run), median of `bare_runs` serial runs per round;
@@ -149,12 +150,13 @@ int main(int argc, char** argv) {
   tools.enabled = {"python"};
   const std::shared_ptr<const grpo::rollout::ToolExecutor> py = grpo::rollout::make_python_tool(tools);
   const auto cold_py = std::make_shared<NoPrestart>(py);
-  auto run = [&](const std::shared_ptr<const grpo::rollout::ToolExecutor>& exec, Arm* arm, bool side = true) {
+  // side: -1 leaves the engine's default, 0 / 1 set_tool_side_prefill(false / true).
+  auto run = [&](const std::shared_ptr<const grpo::rollout::ToolExecutor>& exec, Arm* arm, int side = -1) {
     grpo::rollout::SamplingParams p;
     p.max_completion_length = 1024;
     grpo::rollout::RolloutEngine engine(model, tok, p, {P * G, 0});
     engine.set_tools(exec ? tools : grpo::config::ToolsConfig{}, exec);
-    engine.set_tool_side_prefill(side);
+    if (side >= 0) engine.set_tool_side_prefill(side == 1);
     // The scripted policy: segment after segment; a jump in positions means an injection came.
     std::vector<size_t> seg(segs.size(), 0), off(segs.size(), 0);
     std::vector<int64_t> last(segs.size(), -1);
@@ -193,18 +195,20 @@ int main(int argc, char** argv) {
   };
   py->run({"python", "print(1)\n"});  // warm-up
   run(nullptr, nullptr);              // warm-up
-  Arm off{"tools off"}, warm{"tools on, pre-started"}, cold{"tools on, cold starts"},
-      here{"tools on, engine prefill"};
+  Arm off{"tools off"}, warm{"tools on, default"}, side{"tools on, worker prefill"}, here{"tools on, engine prefill"},
+      cold{"tools on, cold starts"};
   for (int r = 0; r < rounds; ++r) {
     bare();
     run(nullptr, &off);
     if (r % 2 == 0) {
       run(py, &warm);
-      run(py, &here, false);
+      run(py, &side, 1);
+      run(py, &here, 0);
       run(cold_py, &cold);
     } else {
       run(cold_py, &cold);
-      run(py, &here, false);
+      run(py, &here, 0);
+      run(py, &side, 1);
       run(py, &warm);
     }
   }
@@ -229,7 +233,7 @@ int main(int argc, char** argv) {
               bare_med, mean(bare_ms), bare_ms.size());
   std::printf("bare warm: the same in a pre-started interpreter, median %.2f ms, mean %.2f ms over %zu runs\n",
               median(warm_ms), mean(warm_ms), warm_ms.size());
-  for (const Arm* a : {&off, &warm, &here, &cold}) {
+  for (const Arm* a : {&off, &warm, &side, &here, &cold}) {
     std::printf("%-22s: median wall %.3f s, median %.1f sampled tokens/s (%.2fx tools off); %lld calls, %lld injected "
                 "tokens, %lld decode steps\n",
                 a->name, median(a->wall), median(a->rate), median(a->rate) / median(off.rate),

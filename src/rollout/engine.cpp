@@ -74,7 +74,7 @@ struct RunContext {
   const std::function<int64_t(int64_t, int64_t)>& force;  // set_forced_tokens_for_testing
   double temperature;
   model::PackedWeights* packed;  // the packed weights of the run's scope, or null
-  bool side_prefill;             // RolloutEngine::set_tool_side_prefill
+  int side_prefill;              // RolloutEngine::set_tool_side_prefill: 1 on, 0 off, -1 per result
 };
 
 // A scripted policy (tests): replaces the draws of the rows whose completion force() scripts; the
@@ -121,7 +121,11 @@ class GenerateRun {
         GRPO_CHECK(admitted, "scheduler made no progress");
         continue;
       }
-      if (sched_.running() > 0) decode_step();
+      if (sched_.running() > 0) {
+        if (side_) side_->step_begins();  // what the workers' choice of prefill reads
+        decode_step();
+        if (side_) side_->step_ends();
+      }
     }
     return std::move(results_);
   }
@@ -173,12 +177,19 @@ class GenerateRun {
   // leave free, and results taken whenever ready. Declared before runner_, whose threads use it
   // until they are joined.
   std::unique_ptr<SidePrefillContext> side_ =
-      c_.tool_exec && c_.side_prefill && c_.tools.overlap && device_.is_cpu() &&
+      c_.tool_exec && c_.side_prefill != 0 && c_.tools.overlap && device_.is_cpu() &&
               static_cast<unsigned>(at::get_num_threads()) < std::thread::hardware_concurrency()
-          ? std::make_unique<SidePrefillContext>(c_.model, c_.packed, c_.bf16, c_.tok, c_.tools)
+          ? std::make_unique<SidePrefillContext>(c_.model, c_.packed, c_.bf16, c_.tok, c_.tools, c_.side_prefill < 0)
           : nullptr;
+  // As many calls may wait at once as rows are held (each paused row waits for one), at most
+  // kMaxPrestarted (an idle interpreter holds ~3 MiB of its own).
+  static constexpr int64_t kMaxPrestarted = 64;
   std::unique_ptr<ToolRunner> runner_ =
-      c_.tool_exec ? std::make_unique<ToolRunner>(*c_.tool_exec, c_.tools.num_workers) : nullptr;
+      c_.tool_exec ? std::make_unique<ToolRunner>(
+                         *c_.tool_exec, c_.tools.num_workers,
+                         static_cast<int>(std::min({sched_.limits().row_limit,
+                                                    static_cast<int64_t>(prompt_ids_.size()) * G_, kMaxPrestarted})))
+                   : nullptr;
   std::map<int64_t, Clock::time_point> issued_;  // per ticket in flight: when its call was issued
 };
 
@@ -237,7 +248,10 @@ void GenerateRun::pause_for_call(int64_t slot) {
     row.prefix = model::row_slot_views(*cache_, slot, 0, cache_->lengths()[slot].item<int64_t>());
     row.pending = pending_[slot];
     row.room = seqs_[slot].max_new - static_cast<int64_t>(results_[out].token_ids.size());
-    after = [ctx = side_.get(), row = std::move(row)](const ToolResult& r) { return side_prefill(*ctx, row, r.body); };
+    after = [ctx = side_.get(), row = std::move(row)](const ToolResult& r) {
+      return ctx->worth_it() ? side_prefill(*ctx, row, r.body) : nullptr;  // null: the engine prefills it
+    };
+    ++side_->in_flight;
   }
   Sequence& s = seqs_[slot];
   s.tool.ticket = runner_->submit(std::move(call), std::move(after));
@@ -285,6 +299,7 @@ void GenerateRun::inject(const std::vector<int64_t>& slots, const std::vector<To
     const ToolResult& result = dones[q].result;
     issued[q] = issued_.at(s.tool.ticket);
     issued_.erase(s.tool.ticket);
+    if (side_) --side_->in_flight;
     s.tool.ticket = -1;
     ++c.tool_calls;
     c.tool_errors += result.outcome == ToolOutcome::ERROR;

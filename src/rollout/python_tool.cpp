@@ -44,8 +44,9 @@ class PythonTool : public ToolExecutor {
   PythonTool(const config::ToolsConfig& cfg, std::vector<std::string> args)
       : cfg_(cfg), sandbox_(sandbox_config(cfg)), pool_(sandbox_, std::move(args)) {}
 
-  // One interpreter waiting per call that can run at once: a worker that takes a call finds one
-  // started, and its replacement starts while the call runs.
+  // One interpreter waiting per call that can wait at once (ToolRunner: a paused row each): a
+  // burst of calls finds them started, and replacements start once calls are not running
+  // (PythonWarmPool::set_idle_target).
   void prepare(int max_concurrent_calls) const override {
     std::lock_guard<std::mutex> lock(mu_);
     ++users_;

@@ -11,6 +11,7 @@
 // views taken at the pause (model::row_slot_views) without holding up the engine.
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -35,7 +36,26 @@ struct SidePrefillContext {
   bool bf16;                     // rollout_forward(..., bf16), bf16 cache
   const tok::Tokenizer& tok;
   const config::ToolsConfig& tools;
-  std::mutex mu;  // one side prefill at a time: the engine's own forward holds the other core
+  bool automatic = false;  // choose per result (worth_it()); else every result is prefilled here
+  std::mutex mu;           // one side prefill at a time: the engine's own forward holds the other core
+
+  // What worth_it() reads: the engine's steps (engine thread), the calls in flight and the side
+  // prefills' time (workers).
+  std::atomic<int> in_flight{0};          // calls issued whose results are not injected yet
+  std::atomic<int64_t> step_began_ns{0};  // steady clock of the decode step in flight; 0 between steps
+  std::atomic<double> step_s{0.0};        // a decode step's time (moving average)
+  std::atomic<double> prefill_s{0.0};     // a side prefill's time (moving average; 0 until the first)
+
+  /// Whether the worker that ran a call should prefill its result (always, unless `automatic`).
+  /// The worker's prefill pays when the engine would not take the result before it is done: other
+  /// calls are in flight (a burst: the engine's prefills of their results would queue this one
+  /// behind them, on one core), or the decode step in flight has longer left to run than a side
+  /// prefill takes (long steps, e.g. a large vocabulary). Otherwise (a lone result, a short step,
+  /// or no step: the engine waits for results) the engine's own prefill at its next step is sooner,
+  /// and the worker leaves the core to the interpreters' starts.
+  bool worth_it() const;
+  void step_begins();  // engine thread, around each decode step
+  void step_ends();
 };
 
 /// A paused row as the engine leaves it (taken at the pause, on the engine thread).

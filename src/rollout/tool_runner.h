@@ -2,6 +2,7 @@
 // Internal to the rollout engine (not a public header): runs tool calls on a few threads of its own
 // while the engine keeps decoding, and hands each result back by ticket. The engine decides when
 // to take a result (and so which step injects it); the threads only decide when it is ready.
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -34,9 +35,10 @@ class ToolRunner {
   using After = std::function<std::shared_ptr<SidePrefill>(const ToolResult&)>;
 
   /// `exec` must outlive the runner; threads start with the first submit(). Calls
-  /// exec.prepare(num_workers) (the python tool pre-starts that many interpreters meanwhile).
-  ToolRunner(const ToolExecutor& exec, int num_workers) : exec_(&exec), workers_(num_workers) {
-    exec_->prepare(num_workers);
+  /// exec.prepare(max_pending): the calls that may wait at once (the python tool pre-starts that
+  /// many interpreters meanwhile, so that a burst of calls does not wait for interpreter starts).
+  ToolRunner(const ToolExecutor& exec, int num_workers, int max_pending) : exec_(&exec), workers_(num_workers) {
+    exec_->prepare(std::max(num_workers, max_pending));
   }
   /// Waits for the calls in flight (a sandbox run is tied to the thread that started it), then
   /// exec.release().

@@ -361,6 +361,35 @@ TEST(ToolRollout, NumWorkersBoundsConcurrentCalls) {
   }
 }
 
+// The engine asks its executor to prepare for as many calls as may wait at once (one per row it
+// holds: 3 prompts x G 2 = 6 here, max_batch_size 4 caps the rows at 4), not one per worker, so
+// that a burst of calls finds its interpreters started; and releases it once per generate().
+TEST(ToolRollout, PreparesForOneCallPerRow) {
+  class Recorder : public ToolExecutor {
+   public:
+    ToolResult run(const ToolCall&) const override { return {ToolOutcome::OK, "1", 0.0}; }
+    void prepare(int n) const override { prepared.push_back(n); }
+    void release() const override { ++released; }
+    mutable std::vector<int> prepared;
+    mutable int released = 0;
+  };
+  for (int64_t max_batch : {0, 4}) {
+    auto tools = python_tools();
+    tools.num_workers = 1;
+    auto exec = std::make_shared<Recorder>();
+    Harness h(tools, 60, exec);
+    if (max_batch > 0) h.engine = std::make_unique<RolloutEngine>(h.m, h.tok, h.p, EngineLimits{static_cast<int>(max_batch), 0});
+    h.engine->set_tools(tools, exec);
+    auto s = h.script;
+    h.engine->set_forced_tokens_for_testing([s](int64_t c, int64_t t) { return (*s)(c, t); });
+    for (int c = 0; c < 6; ++c) h.script->segs[c] = {bytes("<code>x</code>"), {kEos}};
+    auto out = h.run(3, 2);
+    for (const auto& c : out) EXPECT_EQ(c.text, "<code>x</code>" + wrapped("1"));
+    EXPECT_EQ(exec->prepared, std::vector<int>{max_batch > 0 ? 4 : 6}) << max_batch;
+    EXPECT_EQ(exec->released, 1);
+  }
+}
+
 // RolloutStats times each call from its sandbox start, not from its issue: with one worker the
 // three calls issued in the same step run one after another (150 ms each, SlowEcho), so the second
 // waits at least one run in the queue and the third two; start -> injected excludes that wait and
@@ -546,4 +575,37 @@ TEST(ToolRollout, ResultsPrefilledOnTheWorkerWhileOthersDecode) {
       else EXPECT_EQ(t.prefill, 0.0);
     }
   }
+}
+
+// By default (set_tool_side_prefill unset) the worker prefills a result only where that is sooner
+// than the engine's own prefill: the two results that come back while a third call is still in
+// flight are prefilled on their workers (the engine would prefill them on its one core, one batch
+// after another); the third, alone while the engine has nothing to decode and waits for it, by the
+// engine. The transcripts are those of either path.
+TEST(ToolRollout, DefaultPrefillsOnTheWorkerWhileOtherCallsAreInFlight) {
+  class Sleepy : public ToolExecutor {
+   public:
+    ToolResult run(const ToolCall& call) const override {
+      std::this_thread::sleep_for(std::chrono::milliseconds(call.code == "slow" ? 600 : 50));
+      return {ToolOutcome::OK, call.code, 0.0};
+    }
+  };
+  auto tools = python_tools();
+  tools.num_workers = 3;
+  Harness h(tools, 200, std::make_shared<Sleepy>());
+  const std::vector<std::string> codes = {"a", "b", "slow"};
+  for (int c = 0; c < 3; ++c) h.script->segs[c] = {bytes("<code>" + codes[c] + "</code>"), cat({bytes("ok"), {kEos}})};
+  auto out = h.run(3, 1);
+  for (int c = 0; c < 3; ++c) EXPECT_EQ(out[c].text, "<code>" + codes[c] + "</code>" + wrapped(codes[c]) + "ok") << c;
+  // The worker's prefill needs a core the engine's intra-op threads leave free (1 thread here).
+  const bool used = static_cast<unsigned>(at::get_num_threads()) < std::thread::hardware_concurrency();
+  const auto& timings = h.engine->last_stats().tool_call_timings;
+  ASSERT_EQ(timings.size(), 3u);
+  int side = 0;
+  for (const auto& t : timings) {
+    if (t.run >= 0.5) EXPECT_FALSE(t.side);  // the slow call, alone
+    else EXPECT_EQ(t.side, used);
+    side += t.side;
+  }
+  EXPECT_EQ(side, used ? 2 : 0);
 }

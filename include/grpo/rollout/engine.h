@@ -129,13 +129,14 @@ class RolloutEngine {
   /// an empty cfg.enabled turns tools off.
   void set_tools(const config::ToolsConfig& cfg, std::shared_ptr<const ToolExecutor> exec = nullptr);
   const config::ToolsConfig& tools() const { return tools_; }
-  /// Whether a tool result may be prefilled by the worker that ran its call, while the engine
-  /// decodes (ToolCallTiming::side); used on a CPU model with rollout.tools.overlap when the engine's
-  /// intra-op threads leave a core to spare (torch's threads < the host's cores). Off by default:
-  /// the engine prefills every result itself before its next step, as on CUDA. Measured on 2 cores
-  /// (docs/benchmarks.md): on halves a call's latency in bursts of calls but costs latency and
-  /// tokens/s when calls are spread out (the worker's prefill competes with interpreter starts).
-  void set_tool_side_prefill(bool on) { tool_side_prefill_ = on; }
+  /// Whether a tool result is prefilled by the worker that ran its call, while the engine decodes
+  /// (ToolCallTiming::side), on a CPU model with rollout.tools.overlap when the engine's intra-op
+  /// threads leave a core to spare (torch's threads < the host's cores); elsewhere (CUDA) the
+  /// engine prefills every result itself before its next step. on: every result; off: none. Unset
+  /// (the default): per result, where it is sooner than the engine's own prefill (other calls in
+  /// flight, or more of the step in flight left than a worker's prefill takes; measured in
+  /// docs/benchmarks.md).
+  void set_tool_side_prefill(bool on) { tool_side_prefill_ = on ? 1 : 0; }
 
   /// Tests only (a scripted policy): when set, the token of completion `c` at position `t` is
   /// force(c, t) instead of a draw whenever that is >= 0; its logprob is the policy's for it.
@@ -166,7 +167,7 @@ class RolloutEngine {
   std::function<void(int64_t, int64_t)> progress_;
   config::ToolsConfig tools_;                   // set_tools(); off by default
   std::shared_ptr<const ToolExecutor> tool_exec_;  // when tools_.on()
-  bool tool_side_prefill_ = false;                 // set_tool_side_prefill()
+  int tool_side_prefill_ = -1;                     // set_tool_side_prefill(): 1, 0; -1 per result
   std::function<int64_t(int64_t, int64_t)> force_;
 };
 
