@@ -93,7 +93,9 @@ void wait_until_waiting(pid_t init_pid, Abort abort) {
       const size_t n = std::fread(buf, 1, sizeof(buf) - 1, st);
       std::fclose(st);
       const char* paren = std::strrchr(buf, ')');  // "pid (comm) S ...": comm may hold spaces
-      if (n == 0 || !paren || paren[1] == 0 || paren[2] == 'S' || paren[2] == 'Z') return;
+      if (n == 0 || !paren || paren[1] == 0 || paren[2] == 'Z') return;
+      // Sleeping once exec'd (init's fork waits for its setup under init's name).
+      if (paren[2] == 'S' && !std::strstr(buf, "(grpo-sandbox")) return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
