@@ -1,5 +1,7 @@
 #include "grpo/model/attention.h"
 
+#include "grpo/model/cpu_bf16_attention.h"
+#include "grpo/model/mkl_serial.h"
 #include "grpo/model/packed_linear.h"
 
 #include "fp8_linear.h"
@@ -32,8 +34,19 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   std::tie(q, k) = apply_rope_qk(q, k, cos, sin, rope_impl);  // [B, H, T, hd], [B, Hkv, T, hd]
   if (cache) std::tie(k, v) = cache->write(layer_, k, v);
-  auto out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
-                                              /*scale=*/std::nullopt, /*enable_gqa=*/n_heads_ != n_kv_heads_);
+  const bool cpu_bf16 = q.is_cpu() && q.scalar_type() == torch::kBFloat16;
+  torch::Tensor out;  // [B, H, T, hd]
+  if (cpu_bf16 && !cache && T <= kCpuBf16MathBackwardMaxLen && torch::GradMode::is_enabled()) {
+    // Training forwards on the CPU in bf16: the same bf16 SDPA forward, a faster float32 backward
+    // than LibTorch's bf16 flash-attention one (cpu_bf16_attention.h).
+    out = cpu_bf16_sdpa(q, k, v, mask);
+  } else {
+    // CPU bf16 SDPA calls MKL once per (row, head, block) inside its own OpenMP region: MKL on one
+    // thread skips a nested region per call (same products; mkl_serial.h).
+    MklSerial serial(cpu_bf16);
+    out = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                           /*scale=*/std::nullopt, /*enable_gqa=*/n_heads_ != n_kv_heads_);
+  }
   return linear(o_proj, out.transpose(1, 2).reshape({B, T, n_heads_ * head_dim_}), linear_impl);
 }
 
