@@ -9,6 +9,7 @@
 #include "grpo/model/apply_kernels.h"
 #include "grpo/model/lora.h"
 #include "grpo/train/advantages.h"
+#include "grpo/train/autocast.h"
 #include "grpo/train/evaluate.h"
 #include "grpo/train/loss.h"
 #include "grpo/train/rollout_correction.h"
@@ -93,6 +94,7 @@ GrpoStage::GrpoStage(const config::Config& cfg, StageSettings settings, Policy& 
                   " bytes on this rank, gathered one block at a time in its forwards"));
   } else if (cfg_.grpo.beta > 0 || cfg_.grpo.log_kl) ref_ = clone_frozen(policy_.model);
   if (ref_) model::apply_kernels(*ref_, cfg_.kernels, /*log_line=*/false);  // the policy's kernels, logged once by the pipeline
+  if (ref_ && !ref_shards_) bf16_frozen_linears(ref_, cfg_.trainer.bf16);  // CPU bf16: its linears cast once, not per forward
   if (cfg_.grpo.async_rollout == config::AsyncRolloutMode::ON) {
     GRPO_REQUIRE(!dist_ || dist_->world_size() == 1, "grpo.async_rollout: on overlaps rollout and update in one process; with ",
                  dist_ ? dist_->world_size() : 1, " processes use distributed.rollout_ranks or grpo.async_rollout: off");
