@@ -27,9 +27,13 @@ in that dtype, oneDNN/MKL as the model's linears); a decode step costs about 2 x
 parameters + the tied head) flops per token, so tok/s x that = the GFLOP/s the decode reaches,
 printed as a fraction of its dtype's GEMM peak.
 
---omp-wait-policy sets OMP_WAIT_POLICY for the children (LibTorch's OpenMP is libgomp: its default
-spins at every parallel region's end; with another process on one of the 2 cores, a spinning
-thread holds its core while its partner waits to be scheduled, see docs/benchmarks.md).
+OpenMP wait policy: by default the children inherit this process's environment, as `grpo` runs (grpo
+never sets OMP_WAIT_POLICY, so a user gets libgomp's default: threads spin a while at a parallel
+region's end before sleeping). That is the measurement the issue's figures quote. --omp-wait-policy
+PASSIVE (threads sleep at once) is a variant for a machine shared with another busy process: there a
+spinning thread holds its core while its partner waits to be scheduled and a 2-thread run measures
+the load; on an idle machine PASSIVE costs bf16 more than float32 (more, shorter parallel regions,
+each ending in a futex wake-up), see docs/benchmarks.md.
 """
 import argparse
 import json
@@ -104,7 +108,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="alternated rounds per dtype (median reported)")
     ap.add_argument("--omp-wait-policy", choices=("ACTIVE", "PASSIVE"), default=None,
-                    help="OMP_WAIT_POLICY for the children (default: libgomp's, unset)")
+                    help="OMP_WAIT_POLICY for the children (default: inherited, i.e. libgomp's default "
+                         "as grpo runs; PASSIVE only for a machine shared with another busy process)")
     ap.add_argument("--B", type=int, default=2, help="GRPO step: prompts")
     ap.add_argument("--G", type=int, default=8, help="GRPO step: completions per prompt")
     ap.add_argument("--new", type=int, default=64, help="tokens per completion (fixed)")
@@ -144,7 +149,7 @@ def main():
         loads = [r[2] for d in dtypes for r in roll[d] + step[d]]
         print(f"bf16 vs float32 on the CPU, {args.threads} threads, random SmolLM2-135M-shaped Llama "
               f"({params / 1e6:.1f}M parameters); median of {args.rounds} alternated round(s); "
-              f"OMP_WAIT_POLICY={args.omp_wait_policy or 'unset'}; 1-min load average at the runs' starts "
+              f"OMP_WAIT_POLICY={args.omp_wait_policy or os.environ.get('OMP_WAIT_POLICY', 'unset (libgomp default)')}; 1-min load average at the runs' starts "
               f"{min(loads):.2f}..{max(loads):.2f}")
         if not args.skip_rollout:
             peak = {d: median([r[0]["gemm_gflops"] for r in roll[d]]) for d in dtypes}
