@@ -133,7 +133,7 @@ class GenerateRun {
  private:
   enum class Step { GO, DONE, CALL };  // what a token did to its completion
   bool admit();
-  void resume_tools();
+  void resume_tools(bool may_block = true);
   void pause_for_call(int64_t slot);
   void inject(const std::vector<int64_t>& slots, const std::vector<ToolRunner::Done>& dones);
   torch::Tensor prefill_rows(const std::vector<int64_t>& slots, const std::vector<std::vector<int64_t>>& feeds);
@@ -261,12 +261,12 @@ void GenerateRun::pause_for_call(int64_t slot) {
 // Injects the tool results that are ready, in slot order, in one batched prefill. Blocks for one
 // when no slot can decode (all live sequences wait), and for all of them without
 // rollout.tools.overlap (so which step injects a result never depends on thread timing).
-void GenerateRun::resume_tools() {
+void GenerateRun::resume_tools(bool may_block) {
   std::vector<int64_t> waiting;  // tickets of the paused slots
   for (int64_t s = 0; s < sched_.held(); ++s)
     if (sched_.state(s) == SlotState::PAUSED) waiting.push_back(seqs_[s].tool.ticket);
   if (waiting.empty()) return;
-  if (c_.tools.overlap && sched_.running() == 0) runner_->wait_any(waiting);
+  if (may_block && c_.tools.overlap && sched_.running() == 0) runner_->wait_any(waiting);
   std::vector<int64_t> slots;
   std::vector<ToolRunner::Done> dones;
   for (int64_t s = 0; s < sched_.held(); ++s) {
@@ -509,14 +509,16 @@ void GenerateRun::decode_step() {
   auto step_ids = torch::tensor(pending_, torch::kInt64).to(device_).view({B, 1});  // [B, 1]
   if (c_.penalty) seen_.scatter_(1, step_ids, true);  // a paused row's pending token is fed at its resume
   // Paused rows (a tool call runs) are masked: their cache rows do not advance.
+  std::vector<int64_t> live(static_cast<size_t>(B));  // the rows this step decodes
+  for (int64_t s = 0; s < B; ++s) live[s] = sched_.state(s) == SlotState::RUNNING;
   torch::Tensor mask;  // [B, 1] int64, only while a row is paused
-  if (sched_.paused() > 0) {
-    std::vector<int64_t> live(static_cast<size_t>(B));
-    for (int64_t s = 0; s < B; ++s) live[s] = sched_.state(s) == SlotState::RUNNING;
-    mask = torch::tensor(live, torch::kInt64).to(device_).view({B, 1});
-  }
+  if (sched_.paused() > 0) mask = torch::tensor(live, torch::kInt64).to(device_).view({B, 1});
   auto out = rollout_forward(model_, step_ids, mask, &*cache_, c_.bf16);
   auto logits = c_.head(out.hidden.select(1, 0));  // [B, V] float32 (the head runs outside autocast)
+  // Tool results ready by now go in before this step's draws rather than after them (the draws
+  // over a large vocabulary are a good part of a step): the cache is not read again this step,
+  // and the rows they resume keep out of its draws (`live`).
+  if (runner_ && c_.tools.overlap && sched_.paused() > 0) resume_tools(false);
   std::vector<uint64_t> streams(static_cast<size_t>(B)), counters(static_cast<size_t>(B));
   for (int64_t s = 0; s < B; ++s) {
     streams[s] = seqs_[s].stream;
@@ -525,11 +527,11 @@ void GenerateRun::decode_step() {
   StepDraws draws = c_.sampler(logits, seen_, streams, counters);
   if (c_.force) {
     std::vector<int64_t> outs(static_cast<size_t>(B)), pos(counters.begin(), counters.end());
-    for (int64_t s = 0; s < B; ++s) outs[s] = sched_.state(s) == SlotState::RUNNING ? sched_.seq(s) : -1;
+    for (int64_t s = 0; s < B; ++s) outs[s] = live[s] ? sched_.seq(s) : -1;
     apply_forced(c_, logits, outs, pos, draws);
   }
   for (int64_t s = 0; s < B; ++s) {
-    if (sched_.state(s) != SlotState::RUNNING) continue;  // paused: its draw is dropped
+    if (!live[s]) continue;  // paused at the step's start: its draw is dropped
     const Step step = append(sched_.seq(s), seqs_[s], draws.ids[s], draws.logprobs[s]);
     if (step == Step::DONE)
       sched_.finish(s);

@@ -609,3 +609,67 @@ TEST(ToolRollout, DefaultPrefillsOnTheWorkerWhileOtherCallsAreInFlight) {
   }
   EXPECT_EQ(side, used ? 2 : 0);
 }
+
+// A result that is ready while a step is under way goes in before that step's draws (after its
+// forward): the row it resumes is left out of the step's draws and draws its next token in the
+// injection, then decodes from the next step on. Completion 0 decodes all along (slot 0, drawn
+// first in every step); the others make calls of varied length, so their results come back at
+// all points of a step. Between a resumed completion's draw in the injection and its next draw,
+// completion 0 draws once when the result went in between steps, twice when it went in mid-step.
+// Every completion's logprobs are the full forward's over its transcript either way.
+TEST(ToolRollout, ResultReadyMidStepGoesInBeforeTheStepsDraws) {
+  class Varied : public ToolExecutor {
+   public:
+    ToolResult run(const ToolCall& call) const override {
+      std::this_thread::sleep_for(std::chrono::microseconds(300 * static_cast<int>(call.code.size())));
+      return {ToolOutcome::OK, "r", 0.0};
+    }
+  };
+  auto tools = python_tools();
+  tools.num_workers = 4;
+  tools.max_tool_calls = 4;
+  Harness h(tools, 400, std::make_shared<Varied>());
+  h.script->segs[0] = {cat({std::vector<int64_t>(380, 'a'), {kEos}})};
+  std::vector<std::string> calls(8);
+  for (int c = 1; c < 8; ++c) {
+    auto& segs = h.script->segs[c];
+    for (int k = 0; k < 4; ++k) {
+      calls[c] += "<code>" + std::string(1 + (5 * c + 3 * k) % 17, 'x') + "</code>";
+      segs.push_back(bytes("<code>" + std::string(1 + (5 * c + 3 * k) % 17, 'x') + "</code>"));
+    }
+    segs.push_back(cat({bytes("ok"), {kEos}}));
+  }
+  auto out = h.run(8, 1);
+  ASSERT_EQ(out[0].completion_length, 381);
+  for (int c = 0; c < 8; ++c) {
+    if (c > 0) ASSERT_EQ(out[c].tool_calls, 4) << c;
+    const std::vector<int64_t> prompt = {10 + c, 20, 30};
+    auto lp = full_logprobs(h.m, cat({prompt, out[c].token_ids}));
+    for (size_t k = 0; k < out[c].token_ids.size(); ++k) {
+      if (out[c].tool_mask[k]) continue;
+      EXPECT_NEAR(out[c].logprobs[k], lp[prompt.size() - 1 + k][out[c].token_ids[k]].item<float>(), 2e-4)
+          << c << " " << k;
+    }
+  }
+  // Per resumed completion: completion 0's draws between its draw after an injection and its next.
+  int mid_step = 0, between_steps = 0;
+  std::map<int64_t, int64_t> last;                  // completion -> last position drawn
+  std::map<int64_t, int> zero_since;                // completion -> completion 0's draws since its injection draw
+  for (auto [c, t] : h.script->asked) {
+    if (c == 0) {
+      for (auto& [k, n] : zero_since) ++n;
+      continue;
+    }
+    auto it = zero_since.find(c);
+    if (it != zero_since.end()) {
+      if (it->second == 2) ++mid_step;
+      else if (it->second == 1) ++between_steps;
+      else ADD_FAILURE() << "completion " << c << ": completion 0 drew " << it->second << " times";
+      zero_since.erase(it);
+    }
+    if (last.count(c) && t > last[c] + 1 && out[0].completion_length > 0) zero_since[c] = 0;  // drawn in an injection
+    last[c] = t;
+  }
+  EXPECT_EQ(mid_step + between_steps, 7 * 4 - 0) << "calls whose next draw was seen";
+  EXPECT_GE(mid_step, 1);
+}
