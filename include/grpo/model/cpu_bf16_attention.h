@@ -4,11 +4,12 @@
 // old and reference log-probs, the rollout's arithmetic), and the backward is computed in float32
 // from the bf16 q/k/v (widened exactly) with batched products instead of LibTorch's bf16
 // flash-attention backward. That backward spends most of its time setting up a oneDNN product per
-// block (malloc, descriptors, perf): SmolLM2-135M's attention shape, 1 thread, per layer, forward +
-// backward: B=16 T=96 bf16 4.6 + 65 ms against float32 SDPA 9.2 + 20 ms; B=6 T=256 3.6 + 23 vs
-// 8.1 + 17 ms; B=3 T=384 5.0 + 24 vs 10.6 + 22 ms. The float32 backward materialises the [B, H, T, S]
-// probabilities (a few such tensors at a time, one layer at a time): used up to
-// kCpuBf16MathBackwardMaxLen query tokens, LibTorch's backward beyond.
+// block (malloc, descriptors, perf). SmolLM2-135M's attention shape, B=16 T=96, 1 thread, per
+// layer (python replicas, beside a training run): this backward 30-46 ms, LibTorch's bf16 one
+// 63-137 ms (float32 SDPA's own backward ~20 ms, but its forward would differ from the bf16 one).
+// LibTorch's bf16 backward per layer by length (same tokens per batch): 65 ms at T=96, 23 at 256,
+// 24 at 384. This one materialises the [B, H, T, S] probabilities (a few such tensors at a time,
+// one layer at a time): used up to kCpuBf16MathBackwardMaxLen query tokens, LibTorch's beyond.
 #include <torch/torch.h>
 
 namespace grpo::model {
