@@ -112,13 +112,17 @@ class GenerateRun {
 
   std::vector<Completion> run() {
     while (true) {
+      const int64_t finished_before = n_finished_, held_before = sched_.held();
       const bool admitted = admit();
       if (runner_) resume_tools();
       compact();
       if (c_.progress) c_.progress(n_finished_, static_cast<int64_t>(results_.size()));
       if (seqs_.empty()) {
         if (sched_.queue().empty()) break;
-        GRPO_CHECK(admitted, "scheduler made no progress");
+        // Rows that finished after admit() (a tool result's injection ended them, here or within
+        // the last step) free their slots only now: admission is tried again.
+        GRPO_CHECK(admitted || n_finished_ != finished_before || sched_.held() != held_before,
+                   "scheduler made no progress");
         continue;
       }
       if (sched_.running() > 0) {
