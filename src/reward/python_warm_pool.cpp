@@ -69,8 +69,6 @@ void kill_and_wait(Runs& runs) {
   runs.clear();
 }
 
-// An idle interpreter is usable while its init runs and its program has neither ended (stdout and
-// stderr hang up when it does) nor written anything (the bootstrap is silent until it has a source).
 // Waits (at most kPaceS) until the interpreter under sandbox init `init_pid` blocks on its stdin:
 // init's child (the python) sleeps, or is gone. The filler then starts the next one, so that
 // interpreters start one after another: started together, a burst of them (a pool refilled after
@@ -101,6 +99,8 @@ void wait_until_waiting(pid_t init_pid, Abort abort) {
   }
 }
 
+// An idle interpreter is usable while its init runs and its program has neither ended (stdout and
+// stderr hang up when it does) nor written anything (the bootstrap is silent until it has a source).
 bool healthy(LiveRun& r) {
   if (!r.init || r.init->reaped()) return false;
   siginfo_t si{};

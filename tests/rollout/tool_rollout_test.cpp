@@ -125,6 +125,17 @@ torch::Tensor full_logprobs(model::Transformer& m, const std::vector<int64_t>& i
   return m->logits(m->forward(x).hidden)[0].log_softmax(-1);  // [L, V], T = 1
 }
 
+// Every sampled token's logprob (tool_mask 0), also after an injection, is the full forward's over
+// prompt + transcript; injected tokens are skipped. `what` names the completion in a failure.
+void expect_sampled_logprobs_match(model::Transformer& m, const std::vector<int64_t>& prompt, const Completion& c,
+                                   const std::string& what) {
+  auto lp = full_logprobs(m, cat({prompt, c.token_ids}));
+  for (size_t k = 0; k < c.token_ids.size(); ++k) {
+    if (c.tool_mask[k]) continue;
+    EXPECT_NEAR(c.logprobs[k], lp[prompt.size() - 1 + k][c.token_ids[k]].item<float>(), 2e-4) << what << " token " << k;
+  }
+}
+
 }  // namespace
 
 // One call: pause, sandbox run, injection, resume. The transcript is the sampled text, the wrapped
@@ -159,11 +170,7 @@ TEST(ToolRollout, CallRunsInjectsAndResumes) {
             std::vector<int64_t>(c.token_ids.begin(), c.token_ids.end() - 1));
   // Sampled logprobs, also after the injection, are the full forward's over prompt + transcript.
   const std::vector<int64_t> prompt = {10, 20, 30};
-  auto lp = full_logprobs(h.m, cat({prompt, c.token_ids}));
-  for (size_t k = 0; k < c.token_ids.size(); ++k) {
-    if (c.tool_mask[k]) continue;
-    EXPECT_NEAR(c.logprobs[k], lp[prompt.size() - 1 + k][c.token_ids[k]].item<float>(), 2e-4) << k;
-  }
+  expect_sampled_logprobs_match(h.m, prompt, c, "completion 0");
   EXPECT_EQ(h.engine->last_stats().tool_calls, 1);
   EXPECT_EQ(h.engine->last_stats().injected_tokens, static_cast<int64_t>(inj.size()));
 }
@@ -449,12 +456,7 @@ TEST(ToolRollout, ResultsOfDifferentLengthsInjectedTogether) {
     const std::string call = "<code>" + std::to_string(3 * c + 1) + "ab</code>";
     ASSERT_EQ(out[c].text, call + wrapped(bodies[c]) + "ok") << c;
     const std::vector<int64_t> prompt = {10 + c, 20, 30};
-    auto lp = full_logprobs(h.m, cat({prompt, out[c].token_ids}));
-    for (size_t k = 0; k < out[c].token_ids.size(); ++k) {
-      if (out[c].tool_mask[k]) continue;
-      EXPECT_NEAR(out[c].logprobs[k], lp[prompt.size() - 1 + k][out[c].token_ids[k]].item<float>(), 2e-4)
-          << c << " " << k;
-    }
+    expect_sampled_logprobs_match(h.m, prompt, out[c], "completion " + std::to_string(c));
   }
   EXPECT_EQ(h.engine->last_stats().tool_calls, 3);
 }
@@ -557,12 +559,7 @@ TEST(ToolRollout, ResultsPrefilledOnTheWorkerWhileOthersDecode) {
     for (int c = 0; c < 4; ++c) {
       ASSERT_EQ(out[c].text, texts[c]) << "side " << side << " completion " << c;
       const std::vector<int64_t> prompt = {10 + c, 20, 30};
-      auto lp = full_logprobs(h.m, cat({prompt, out[c].token_ids}));
-      for (size_t k = 0; k < out[c].token_ids.size(); ++k) {
-        if (out[c].tool_mask[k]) continue;
-        EXPECT_NEAR(out[c].logprobs[k], lp[prompt.size() - 1 + k][out[c].token_ids[k]].item<float>(), 2e-4)
-            << "side " << side << " completion " << c << " token " << k;
-      }
+      expect_sampled_logprobs_match(h.m, prompt, out[c], "side " + std::to_string(side) + " completion " + std::to_string(c));
     }
     // The side prefill needs a core the engine's intra-op threads leave free (1 thread here).
     const bool used = side && static_cast<unsigned>(at::get_num_threads()) < std::thread::hardware_concurrency();
@@ -640,12 +637,7 @@ TEST(ToolRollout, ResultReadyMidStepGoesInBeforeTheStepsDraws) {
   for (int c = 0; c < 8; ++c) {
     if (c > 0) ASSERT_EQ(out[c].tool_calls, 4) << c;
     const std::vector<int64_t> prompt = {10 + c, 20, 30};
-    auto lp = full_logprobs(h.m, cat({prompt, out[c].token_ids}));
-    for (size_t k = 0; k < out[c].token_ids.size(); ++k) {
-      if (out[c].tool_mask[k]) continue;
-      EXPECT_NEAR(out[c].logprobs[k], lp[prompt.size() - 1 + k][out[c].token_ids[k]].item<float>(), 2e-4)
-          << c << " " << k;
-    }
+    expect_sampled_logprobs_match(h.m, prompt, out[c], "completion " + std::to_string(c));
   }
   // Per resumed completion: completion 0's draws between its draw after an injection and its next.
   int mid_step = 0, between_steps = 0;
