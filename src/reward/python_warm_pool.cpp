@@ -34,6 +34,14 @@ constexpr double kLifetimeS = 1e6;  // init's own wall limit: the host limits ea
 // would: the bootstrap's names are removed from __main__, __file__ / sys.argv[0] / sys.path[0] are
 // the script's, and an uncaught exception's traceback starts at main.py (the bootstrap's two frames
 // are dropped; a SyntaxError prints as the interpreter prints it for a script).
+// A program that ends without an exception leaves through os._exit(0) once the steps of a normal
+// exit that a program sees have run (non-daemon threads joined, atexit handlers, stdout and stderr
+// flushed). The rest of a normal exit frees the whole interpreter: measured outside the sandbox on
+// the 2-core host (load ~2), hand-over of print(1) -> process gone 7.0-7.6 ms median, 1.0-1.1 ms
+// with the short exit, and that time was in every tool call's path (start -> tokens injected).
+// What it skips: finalizers a normal exit runs as it clears the modules (e.g. __del__ of an object
+// put in sys.modules). An exception (SystemExit included), or a failure of those steps, leaves the
+// normal way, so exit codes and messages stay a cold run's.
 constexpr const char* kBootstrap = R"PY(import sys
 def _grpo_main(sys=sys):
     path = '/tmp/main.py'
@@ -55,6 +63,18 @@ def _grpo_main(sys=sys):
         hook(t, v, tb)
     sys.excepthook = excepthook
     exec(compile(src, path, 'exec'), g)
+    try:
+        threading = sys.modules.get('threading')
+        if threading is not None:
+            threading._shutdown()
+        import atexit, os
+        atexit._run_exitfuncs()
+        for f in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if f is not None:
+                f.flush()
+    except BaseException:
+        return
+    os._exit(0)
 _grpo_main()
 )PY";
 
