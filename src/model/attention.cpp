@@ -1,6 +1,7 @@
 #include "grpo/model/attention.h"
 
 #include "grpo/model/cpu_bf16_attention.h"
+#include "grpo/model/cpu_bf16_decode_attention.h"
 #include "grpo/model/mkl_serial.h"
 #include "grpo/model/packed_linear.h"
 
@@ -40,6 +41,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     // Training forwards on the CPU in bf16: the same bf16 SDPA forward, a faster float32 backward
     // than LibTorch's bf16 flash-attention one (cpu_bf16_attention.h).
     out = cpu_bf16_sdpa(q, k, v, mask);
+  } else if (cpu_bf16 && cache && T == 1 && !torch::GradMode::is_enabled() &&
+             cpu_bf16_decode_attention_applies(q, k, v, mask)) {
+    // A decode step on the CPU in bf16: one pass per (row, kv head) over the cache, the same
+    // arithmetic as the bf16 SDPA below (cpu_bf16_decode_attention.h).
+    out = cpu_bf16_decode_attention(q, k, v, mask);
   } else {
     // CPU bf16 SDPA calls MKL once per (row, head, block) inside its own OpenMP region: MKL on one
     // thread skips a nested region per call (same products; mkl_serial.h).
