@@ -19,6 +19,7 @@
 #include "grpo/model/model_loader.h"
 #include "grpo/rollout/engine.h"
 #include "grpo/tokenizer/tokenizer.h"
+#include "grpo/util/malloc_tuning.h"
 
 namespace {
 
@@ -57,6 +58,7 @@ std::vector<int> parse_list(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  grpo::util::tune_malloc_for_cpu_tensors();  // as the grpo binary does (malloc_tuning.h)
   std::string model_dir, tok_path, dtype = "float32", batches_s = "1,16,64";
   int threads = 2, new_tokens = 64, prompt_len = 32, gemm_n = 2048;
   for (int i = 1; i + 1 < argc; i += 2) {

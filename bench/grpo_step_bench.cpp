@@ -26,6 +26,7 @@
 #include "grpo/train/grpo_stage.h"
 #include "grpo/train/lora_policy.h"
 #include "grpo/train/policy.h"
+#include "grpo/util/malloc_tuning.h"
 
 namespace {
 
@@ -46,6 +47,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  grpo::util::tune_malloc_for_cpu_tensors();  // as the grpo binary does (malloc_tuning.h)
   std::string config_path;
   int steps = 3, warmup = 1, threads = 0;
   std::vector<std::string> overrides;

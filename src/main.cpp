@@ -6,12 +6,14 @@
 #include "grpo/cli/commands.h"
 #include "grpo/util/error.h"
 #include "grpo/util/log.h"
+#include "grpo/util/malloc_tuning.h"
 
 #ifndef GRPO_VERSION
 #define GRPO_VERSION "0.1.0"
 #endif
 
 int main(int argc, char** argv) {
+  grpo::util::tune_malloc_for_cpu_tensors();  // CPU tensors reuse heap blocks (malloc_tuning.h)
   CLI::App app{"grpo: native GRPO training for reasoning LLMs", "grpo"};
   app.set_version_flag("--version", std::string("grpo ") + GRPO_VERSION);
   app.require_subcommand(1);
