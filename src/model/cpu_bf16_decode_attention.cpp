@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "grpo/util/error.h"
@@ -215,20 +216,19 @@ __attribute__((target("avx512f"))) void attend_avx512(const Problem& p, int64_t 
 
 using AttendFn = void (*)(const Problem&, int64_t, int64_t, Scratch&);
 
-// The AVX-512 loop for head_dim D, or null (D not 32, 64, 128 or 256).
-AttendFn avx512_for(int64_t D) {
-  switch (D) {
-    case 32: return attend_avx512<2>;
-    case 64: return attend_avx512<4>;
-    case 128: return attend_avx512<8>;
-    case 256: return attend_avx512<16>;
-    default: return nullptr;
-  }
+// The AVX-512 loop for head_dim D (a multiple of 16 up to 256), or null.
+template <int... Cs>
+AttendFn pick(int64_t D, std::integer_sequence<int, Cs...>) {
+  AttendFn f = nullptr;
+  ((D == 16 * (Cs + 1) ? (f = attend_avx512<Cs + 1>, 0) : 0), ...);
+  return f;
 }
+AttendFn avx512_for(int64_t D) { return pick(D, std::make_integer_sequence<int, 16>{}); }
+
 #pragma GCC diagnostic pop
 #endif
 
-// The AVX-512 loop for head_dim D when this CPU has avx512f, else null (the reference loop).
+// The AVX-512 loop for head_dim D when this CPU has avx512f, else null.
 AttendFn fast_path(int64_t D) {
 #ifdef GRPO_DECODE_ATTN_AVX512
   static const bool has = __builtin_cpu_supports("avx512f");
@@ -239,9 +239,23 @@ AttendFn fast_path(int64_t D) {
 #endif
 }
 
+// The shapes, dtypes and devices the header asks for.
+bool fits(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
+  auto bf16_cpu = [](const torch::Tensor& t) {
+    return t.defined() && t.dim() == 4 && t.is_cpu() && t.scalar_type() == torch::kBFloat16 && !t.requires_grad();
+  };
+  if (!bf16_cpu(q) || !bf16_cpu(k) || !bf16_cpu(v) || q.size(2) != 1) return false;
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(3), Hkv = k.size(1), S = k.size(2);
+  if (k.sizes() != v.sizes() || k.size(0) != B || k.size(3) != D || Hkv == 0 || H % Hkv != 0 || S == 0) return false;
+  if (k.stride(3) != 1 || v.stride(3) != 1) return false;
+  if (!mask.defined()) return true;
+  return mask.scalar_type() == torch::kBool && mask.is_cpu() && mask.dim() == 4 &&
+         (mask.size(0) == B || mask.size(0) == 1) && mask.size(1) == 1 && mask.size(2) == 1 && mask.size(3) == S;
+}
+
 torch::Tensor run(const torch::Tensor& q_in, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask_in,
                   bool reference) {
-  GRPO_CHECK(cpu_bf16_decode_attention_applies(q_in, k, v, mask_in), "cpu_bf16_decode_attention: q ", q_in.sizes(),
+  GRPO_CHECK(fits(q_in, k, v, mask_in), "cpu_bf16_decode_attention: q ", q_in.sizes(),
              " k ", k.sizes(), " v ", v.sizes(), " do not fit (see cpu_bf16_decode_attention.h)");
   auto q = q_in.contiguous();
   const int64_t B = q.size(0), H = q.size(1), D = q.size(3), Hkv = k.size(1), S = k.size(2);
@@ -271,16 +285,8 @@ torch::Tensor run(const torch::Tensor& q_in, const torch::Tensor& k, const torch
 
 bool cpu_bf16_decode_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                        const torch::Tensor& mask) {
-  auto bf16_cpu = [](const torch::Tensor& t) {
-    return t.defined() && t.dim() == 4 && t.is_cpu() && t.scalar_type() == torch::kBFloat16 && !t.requires_grad();
-  };
-  if (!bf16_cpu(q) || !bf16_cpu(k) || !bf16_cpu(v) || q.size(2) != 1) return false;
-  const int64_t B = q.size(0), H = q.size(1), D = q.size(3), Hkv = k.size(1), S = k.size(2);
-  if (k.sizes() != v.sizes() || k.size(0) != B || k.size(3) != D || Hkv == 0 || H % Hkv != 0 || S == 0) return false;
-  if (k.stride(3) != 1 || v.stride(3) != 1) return false;
-  if (!mask.defined()) return true;
-  return mask.scalar_type() == torch::kBool && mask.is_cpu() && mask.dim() == 4 &&
-         (mask.size(0) == B || mask.size(0) == 1) && mask.size(1) == 1 && mask.size(2) == 1 && mask.size(3) == S;
+  // Only where the AVX-512 loop runs: the reference loop alone is slower than LibTorch's SDPA.
+  return fits(q, k, v, mask) && fast_path(q.size(3));
 }
 
 torch::Tensor cpu_bf16_decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -72,7 +72,7 @@ void expect_close(const torch::Tensor& got, const torch::Tensor& ref, const torc
 TEST(CpuBf16DecodeAttention, MatchesFloat64AndBf16SdpaOverShapes) {
   const std::vector<Case> cases = {
       {1, 1, 1, 1, 64, 0},   {2, 3, 3, 5, 64, 1},    {4, 9, 3, 96, 64, 1},  {3, 8, 2, 17, 128, 2},
-      {2, 14, 2, 40, 64, 1}, {2, 4, 4, 600, 32, 1},  {2, 6, 2, 33, 48, 1},  {1, 2, 1, 70, 256, 0},
+      {2, 14, 2, 40, 64, 1}, {2, 4, 4, 600, 32, 1},  {2, 6, 2, 33, 48, 1},  {2, 2, 1, 9, 40, 1},  {1, 2, 1, 70, 256, 0},
   };
   const int64_t avx_before = cpu_bf16_decode_attention_avx512_calls();
   int64_t fast_cases = 0;
@@ -80,7 +80,9 @@ TEST(CpuBf16DecodeAttention, MatchesFloat64AndBf16SdpaOverShapes) {
     const Case& c = cases[i];
     std::printf("B=%ld H=%ld Hkv=%ld S=%ld D=%ld mask=%d\n", c.B, c.H, c.Hkv, c.S, c.D, c.mask);
     auto in = make(c, 100 + i);
-    ASSERT_TRUE(cpu_bf16_decode_attention_applies(in.q, in.k, in.v, in.mask));
+    // applies() wherever the AVX-512 loop runs (head_dim a multiple of 16, avx512f); D = 40 does not.
+    const bool avx = __builtin_cpu_supports("avx512f") && c.D % 16 == 0;
+    EXPECT_EQ(cpu_bf16_decode_attention_applies(in.q, in.k, in.v, in.mask), avx);
     const int64_t avx0 = cpu_bf16_decode_attention_avx512_calls();
     auto got = cpu_bf16_decode_attention(in.q, in.k, in.v, in.mask);
     fast_cases += cpu_bf16_decode_attention_avx512_calls() - avx0;
@@ -102,7 +104,7 @@ TEST(CpuBf16DecodeAttention, MatchesFloat64AndBf16SdpaOverShapes) {
                     ref.narrow(0, from, c.B - from).abs() * std::ldexp(1.0, -8) + 1e-5);
     EXPECT_TRUE(((g64 - s64).abs() <= tol).all().item<bool>()) << "vs bf16 SDPA: max diff " << (g64 - s64).abs().max().item<double>();
   }
-  // Head dims 32/64/128/256 take the AVX-512 loop where the CPU has it; 48 the plain one.
+  // Head dims that are multiples of 16 take the AVX-512 loop where the CPU has it; 40 the plain one.
   if (__builtin_cpu_supports("avx512f"))
     EXPECT_EQ(fast_cases, static_cast<int64_t>(cases.size()) - 1);
   else
@@ -111,6 +113,7 @@ TEST(CpuBf16DecodeAttention, MatchesFloat64AndBf16SdpaOverShapes) {
 }
 
 TEST(CpuBf16DecodeAttention, AppliesOnlyToOneBf16QueryTokenOnTheCpu) {
+  if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "no avx512f: applies() is false everywhere (LibTorch's SDPA runs)";
   auto in = make({2, 4, 2, 9, 64, 1}, 7);
   EXPECT_TRUE(cpu_bf16_decode_attention_applies(in.q, in.k, in.v, in.mask));
   EXPECT_TRUE(cpu_bf16_decode_attention_applies(in.q, in.k, in.v, torch::Tensor()));
@@ -119,6 +122,8 @@ TEST(CpuBf16DecodeAttention, AppliesOnlyToOneBf16QueryTokenOnTheCpu) {
   EXPECT_FALSE(cpu_bf16_decode_attention_applies(in.q, in.k, in.v, in.mask.to(torch::kFloat32)));
   EXPECT_FALSE(cpu_bf16_decode_attention_applies(in.q, in.k.narrow(1, 0, 1).expand({2, 3, 9, 64}), in.v, in.mask));
   EXPECT_THROW(cpu_bf16_decode_attention(in.q.to(torch::kFloat32), in.k, in.v, in.mask), InternalError);
+  auto odd = make({2, 4, 2, 9, 40, 1}, 8);  // no AVX-512 loop for head_dim 40
+  EXPECT_FALSE(cpu_bf16_decode_attention_applies(odd.q, odd.k, odd.v, odd.mask));
 }
 
 ModelSpec tiny_spec() {
@@ -137,6 +142,7 @@ ModelSpec tiny_spec() {
 // once per layer and gives LibTorch's bf16 SDPA's output within bf16 rounding; the prefill, a
 // float32 decode step and a forward with gradients do not take it.
 TEST(CpuBf16DecodeAttention, ModelTakesItForBf16DecodeStepsOnly) {
+  if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "no avx512f: the model keeps LibTorch's SDPA";
   torch::manual_seed(3);
   const ModelSpec s = tiny_spec();
   Transformer model(s);

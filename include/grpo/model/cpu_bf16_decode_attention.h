@@ -21,9 +21,9 @@
 // Only the order of the float32 sums differs (and exp's last-bit rounding). A row whose keys are all
 // masked gives zeros (flash attention's output there is undefined; the model never asks for it).
 //
-// Two implementations with the same formulas: AVX-512 (picked at run time when the CPU has
-// avx512f and head_dim is a multiple of 16) and the plain reference loop beside it (every other
-// case, and the tests' second opinion).
+// Two implementations with the same formulas: AVX-512 (when the CPU has avx512f and head_dim is a
+// multiple of 16 up to 256) and the plain reference loop beside it (the tests' second opinion).
+// Elsewhere applies() is false and the model keeps LibTorch's SDPA: the plain loop is slower.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -34,11 +34,13 @@ namespace grpo::model {
 /// views are fine), H a multiple of Hkv (kv head i serves query heads i*H/Hkv ...), mask
 /// [B or 1, 1, 1, S] bool (true = may attend) or undefined; all on the CPU, no gradients.
 /// Returns softmax(q k^T / sqrt(hd) + mask) v as [B, H, 1, hd] bf16 (formulas above).
-/// Throws grpo::InternalError on other shapes, dtypes or devices (callers check applies() first).
+/// Throws grpo::InternalError on other shapes, dtypes or devices. Without the AVX-512 loop for this
+/// head_dim it runs the reference loop.
 torch::Tensor cpu_bf16_decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                         const torch::Tensor& mask);
 
-/// Whether cpu_bf16_decode_attention takes these arguments (the shapes and dtypes above).
+/// Whether the model should take cpu_bf16_decode_attention for these arguments: the shapes and
+/// dtypes above, and the AVX-512 loop available for this head_dim on this CPU.
 bool cpu_bf16_decode_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                        const torch::Tensor& mask);
 
