@@ -143,8 +143,7 @@ struct PythonWarmPool::State {
   std::condition_variable cv;
   Runs idle;
   int target = 0, starting = 0;
-  int running = 0;      // calls in run() (pre-started or cold)
-  int queued = 0;       // set_calls_queued(): calls the caller has queued for run()
+  int running = 0;  // calls in run() (pre-started or cold)
   int64_t starts = 0;
   bool stop = false, broken = false;
   std::thread filler;
@@ -160,12 +159,9 @@ struct PythonWarmPool::State {
   // (or none is left for the next call). An interpreter's start is ~15 ms of CPU, twice a short
   // program's run: started while a call runs, it takes the core that call runs on (on a 2-core
   // host the engine's decode holds the other), so a replacement waits for the call to end instead.
-  // Calls queued by the caller (set_calls_queued(): a burst larger than its threads) count as
-  // running: between two runs of a burst (a rollout worker's prefill of a result, the hand-over of
-  // the next call) a start would take the CPU of the calls all the same.
   bool wants_start() const {
     const int have = static_cast<int>(idle.size()) + starting;
-    return have < target && ((running == 0 && queued == 0) || have == 0);
+    return have < target && (running == 0 || have == 0);
   }
 
   // The background thread: starts interpreters while wants_start().
@@ -321,14 +317,6 @@ void PythonWarmPool::set_idle_target(int n) {
     if (s.target == 0) s.cv.wait(lock, [&] { return s.starting == 0; });  // a start in flight is killed by the filler
   }
   kill_and_wait(gone);
-}
-
-void PythonWarmPool::set_calls_queued(int n) {
-  {
-    std::lock_guard<std::mutex> lock(st_->mu);
-    st_->queued = std::max(0, n);
-  }
-  st_->cv.notify_all();
 }
 
 SandboxResult PythonWarmPool::run(const std::string& source, bool* prestarted) {

@@ -1,7 +1,6 @@
 // The sandbox-backed `python` tool (tools.h): one fresh sandbox run per call (in an interpreter
 // pre-started between prepare() and release()), its outcome turned into the text the model sees.
 #include <algorithm>
-#include <map>
 #include <mutex>
 #include <string>
 
@@ -60,16 +59,6 @@ class PythonTool : public ToolExecutor {
       target_ = 0;
       pool_.set_idle_target(0);
     }
-  }
-
-  // Summed over the runners (engines) that share this tool.
-  void calls_queued(const void* runner, int n) const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (n > 0) queued_[runner] = n;
-    else queued_.erase(runner);
-    int sum = 0;
-    for (const auto& [r, k] : queued_) sum += k;
-    pool_.set_calls_queued(sum);
   }
 
   ToolResult run(const ToolCall& call) const override {
@@ -131,7 +120,6 @@ class PythonTool : public ToolExecutor {
   mutable reward::PythonWarmPool pool_;  // thread-safe
   mutable std::mutex mu_;                // prepare() / release()
   mutable int users_ = 0, target_ = 0;
-  mutable std::map<const void*, int> queued_;  // calls_queued() per runner
 };
 
 }  // namespace

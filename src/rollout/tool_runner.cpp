@@ -13,7 +13,6 @@ ToolRunner::~ToolRunner() {
   }
   cv_job_.notify_all();
   for (auto& t : threads_) t.join();
-  exec_->calls_queued(this, 0);
   exec_->release();
 }
 
@@ -21,7 +20,6 @@ int64_t ToolRunner::submit(ToolCall call, After after) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t ticket = next_++;
   jobs_.push_back({ticket, std::move(call), std::move(after)});
-  exec_->calls_queued(this, static_cast<int>(jobs_.size()));
   if (static_cast<int>(threads_.size()) < workers_)
     threads_.emplace_back([this] { work(); });
   cv_job_.notify_one();
@@ -35,7 +33,6 @@ void ToolRunner::work() {
     if (jobs_.empty()) return;  // stop_
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
-    exec_->calls_queued(this, static_cast<int>(jobs_.size()));
     lock.unlock();
     Done d;
     d.started = Clock::now();

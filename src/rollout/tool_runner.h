@@ -46,8 +46,7 @@ class ToolRunner {
   ToolRunner(const ToolRunner&) = delete;
   ToolRunner& operator=(const ToolRunner&) = delete;
 
-  /// Queues `call`; returns its ticket. The number of calls waiting for a worker is reported to the
-  /// executor (ToolExecutor::calls_queued) each time it changes. `after` (optional) runs on the worker once the call ran; if
+  /// Queues `call`; returns its ticket. `after` (optional) runs on the worker once the call ran; if
   /// it throws, the result is handed over without what it makes.
   int64_t submit(ToolCall call, After after = nullptr);
   /// Whether the result of `ticket` is ready (not taken yet).

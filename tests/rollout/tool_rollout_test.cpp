@@ -11,8 +11,6 @@
 #include <atomic>
 #include <chrono>
 #include <map>
-#include <mutex>
-#include <set>
 #include <thread>
 
 #include "fake_tokenizer.h"
@@ -432,51 +430,6 @@ TEST(ToolRollout, StatsTimeCallsFromTheirSandboxStart) {
   EXPECT_NEAR(st.tool_start_to_inject_seconds, start_sum, 1e-9);
   EXPECT_NEAR(st.tool_issue_to_inject_seconds, issue_sum, 1e-9);
   EXPECT_GE(st.tool_issue_to_inject_seconds - st.tool_start_to_inject_seconds, 0.430);
-}
-
-// The runner tells its executor how many of its calls wait for a worker (the python tool holds
-// its replacement interpreters back meanwhile): three calls issued in one step on one worker (150
-// ms each): when the second runs the third still waits (1), when the third runs none (0); each
-// issue raises the count by one, and it is 0 once generate() ends.
-TEST(ToolRollout, RunnerReportsCallsQueued) {
-  class Counting : public ToolExecutor {
-   public:
-    ToolResult run(const ToolCall&) const override {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        seen_at_run.push_back(reports.empty() ? -1 : reports.back());
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(150));
-      return {ToolOutcome::OK, "1", 0.0};
-    }
-    void calls_queued(const void* runner, int n) const override {
-      std::lock_guard<std::mutex> lock(mu);
-      runners.insert(runner);
-      reports.push_back(n);
-    }
-    mutable std::mutex mu;
-    mutable std::vector<int> reports, seen_at_run;
-    mutable std::set<const void*> runners;
-  };
-  auto tools = python_tools();
-  tools.num_workers = 1;
-  auto exec = std::make_shared<Counting>();
-  Harness h(tools, 60, exec);
-  for (int c = 0; c < 3; ++c) h.script->segs[c] = {bytes("<code>x</code>"), {kEos}};
-  auto out = h.run(3, 1);
-  for (const auto& c : out) ASSERT_EQ(c.tool_calls, 1);
-  ASSERT_EQ(exec->seen_at_run.size(), 3u);
-  EXPECT_GE(exec->seen_at_run[0], 0);
-  EXPECT_LE(exec->seen_at_run[0], 2);
-  EXPECT_EQ(exec->seen_at_run[1], 1);
-  EXPECT_EQ(exec->seen_at_run[2], 0);
-  ASSERT_FALSE(exec->reports.empty());
-  EXPECT_EQ(exec->reports.back(), 0);
-  EXPECT_GE(*std::max_element(exec->reports.begin(), exec->reports.end()), 1);
-  int rises = 0;
-  for (size_t i = 0; i < exec->reports.size(); ++i) rises += exec->reports[i] > (i ? exec->reports[i - 1] : 0);
-  EXPECT_EQ(rises, 3);
-  EXPECT_EQ(exec->runners.size(), 1u);  // one generate(), one runner
 }
 
 // Results that arrive together are prefilled in one batch, right-padded to the longest (overlap:

@@ -42,11 +42,6 @@ class PythonWarmPool {
   /// interpreter's start would take the CPU the call runs on. n = 0 kills the idle ones and
   /// returns once they and everything they started are gone.
   void set_idle_target(int n);
-  /// Calls the caller has queued for run() (waiting for one of its threads): while n > 0
-  /// replacements wait as they do while run() runs (unless none is left idle or starting). A
-  /// caller that queues calls (rollout ToolRunner) says so here, so that in a burst of calls an
-  /// interpreter's start does not take the CPU the calls need between two runs.
-  void set_calls_queued(int n);
 
   /// Runs `source` as main.py in an idle interpreter, or with Sandbox::run (a cold start) when
   /// none is idle. Thread-safe. `prestarted` (optional) says which. The result is Sandbox::run's;

@@ -47,14 +47,6 @@ class ToolExecutor {
   /// Calls may pair up across engines sharing an executor: count them.
   virtual void prepare(int max_concurrent_calls) const { (void)max_concurrent_calls; }
   virtual void release() const {}
-  /// The engine's tool runner reports here how many of its calls wait for a worker (a burst of calls
-  /// larger than num_workers), each time that number changes. The python tool holds its replacement
-  /// interpreters' starts back while it is > 0 (PythonWarmPool::set_calls_queued). Runners sharing
-  /// an executor each report their own number: an executor that sums them must key them.
-  virtual void calls_queued(const void* runner, int n) const {
-    (void)runner;
-    (void)n;
-  }
 };
 
 /// The `python` tool: each call is a fresh sandbox run of the code as main.py (stateless: no state
