@@ -13,35 +13,15 @@
 
 #include "grpo/reward/python_warm_pool.h"
 #include "sandbox_test_util.h"
+#include "warm_pool_test_util.h"
 
 using namespace grpo;
 using namespace grpo::reward;
+using grpo::test::cold;
 using grpo::test::pids_with_marker;
 using grpo::test::run_marker;
 using grpo::test::shared_sandbox;
-
-namespace {
-
-// Waits (up to 30 s) until `pool` holds `n` idle interpreters whose python has started (its
-// command line, which carries the marker, is visible).
-bool wait_idle(const PythonWarmPool& pool, size_t n) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < until) {
-    if (pool.idle_init_pids().size() >= n && pids_with_marker(run_marker()).size() >= n) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
-SandboxResult cold(const std::string& src) {
-  SandboxRequest r;
-  r.language = config::CodeLanguage::PYTHON;
-  r.source = src;
-  r.args = {run_marker()};
-  return shared_sandbox().run(r);
-}
-
-}  // namespace
+using grpo::test::wait_idle;
 
 // The program's view and its outcome equal a cold run's: __main__'s names, __file__, argv,
 // sys.path[0], an empty stdin, tracebacks (source lines included), a SyntaxError, exit codes.
