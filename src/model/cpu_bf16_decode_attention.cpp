@@ -1,6 +1,7 @@
 #include "grpo/model/cpu_bf16_decode_attention.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 
 #include <atomic>
 #include <cmath>
@@ -22,19 +23,10 @@ namespace {
 
 std::atomic<int64_t> g_calls{0}, g_avx512_calls{0};
 
-// bf16 <-> float32 on raw bits: widening is exact; narrowing rounds to nearest even (as
-// c10::BFloat16's constructor does for finite values; no NaN reaches here).
-float widen(uint16_t b) {
-  uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-uint16_t narrow(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
+// bf16 <-> float32 on raw bits, c10::BFloat16's own conversions: widening is exact; narrowing
+// rounds to nearest even.
+float widen(uint16_t b) { return c10::detail::f32_from_bits(b); }
+uint16_t narrow(float f) { return c10::detail::round_to_nearest_even(f); }
 float round_bf16(float f) { return widen(narrow(f)); }
 
 // One call's geometry: pointers and element strides of q [B, H, 1, D], k/v [B, Hkv, S, D] (D unit
